@@ -1,0 +1,41 @@
+# EoS Lab: build the book, run the tests.
+#
+#   make book   build the book into _build/html (creates .venv on first use)
+#   make test   unit tests, nbval over the chapters, warnings-as-errors book build
+#   make lab    open the chapters in JupyterLab (pip install jupyterlab first)
+#   make bench  run the curvature benchmarks
+#   make clean  remove _build
+
+PYTHON ?= python3
+VENV ?= .venv
+VENV_PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: book test clean lab bench install
+
+install: $(STAMP)
+
+$(VENV_PYTHON):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml | $(VENV_PYTHON)
+	$(VENV_PYTHON) -m pip install -e ".[book,test]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "The book is in _build/html/index.html"
+
+test: $(STAMP)
+	$(VENV_PYTHON) -m pytest
+
+clean:
+	rm -rf _build
+
+# JupyterLab is not a dependency: run `$(VENV_PYTHON) -m pip install jupyterlab` once.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab chapters
+
+bench: $(STAMP)
+	$(VENV_PYTHON) benchmarks/bench_curvature.py

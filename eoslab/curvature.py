@@ -1,0 +1,321 @@
+r"""Curvature of a loss at a point: Hessian-vector products and top eigenpairs.
+
+Everything here acts on a loss function ``loss(theta) -> scalar`` of a flat
+parameter vector (a :class:`~eoslab.problems.Problem` is such a function) and
+stays on ``theta``'s device: vectors never leave it, only the scalars of the
+Lanczos recurrence do.
+
+The sharpness is :math:`S(\theta) = \lambda_{\max}(\nabla^2 L(\theta))`, the
+largest (algebraic) eigenvalue of the Hessian.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from ._validation import check_int, check_real, check_vector
+
+__all__ = ["HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs"]
+
+
+def _check_loss(loss):
+    if not callable(loss):
+        raise TypeError(f"loss must be a callable loss(theta) -> scalar tensor, got {type(loss).__name__}")
+
+
+class HessianOperator:
+    r"""The Hessian of ``loss`` at ``theta`` as a linear operator ``v -> H v``.
+
+    The gradient graph is built once (double backward), so each product costs
+    about one extra backward pass; ``num_products`` counts them.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(theta)`` returning a scalar tensor.
+    theta : torch.Tensor
+        The flat point at which the Hessian is taken.
+
+    Attributes
+    ----------
+    value : torch.Tensor
+        ``L(theta)`` (detached).
+    gradient : torch.Tensor
+        ``∇L(theta)`` (detached).
+    num_products : int
+        Hessian-vector products computed so far.
+    """
+
+    def __init__(self, loss, theta):
+        _check_loss(loss)
+        check_vector("theta", theta)
+        self.size = theta.numel()
+        self._theta = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = loss(self._theta)
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                raise ValueError("loss must return a scalar tensor")
+            (self._grad,) = torch.autograd.grad(value, self._theta, create_graph=True)
+        self.value = value.detach()
+        self.gradient = self._grad.detach()
+        self.num_products = 0
+
+    @property
+    def device(self):
+        return self._theta.device
+
+    @property
+    def dtype(self):
+        return self._theta.dtype
+
+    def matvec(self, v):
+        """Return ``H v`` for a vector ``v`` of the same size as ``theta``."""
+        self.num_products += 1
+        if not self._grad.requires_grad:  # the loss is linear: H = 0
+            return torch.zeros_like(v)
+        (hv,) = torch.autograd.grad(self._grad, self._theta, v, retain_graph=True, allow_unused=True)
+        return torch.zeros_like(v) if hv is None else hv
+
+    __matmul__ = matvec
+
+
+def hvp(loss, theta, v):
+    r"""The Hessian-vector product :math:`\nabla^2 L(\theta)\, v`.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(theta)`` returning a scalar tensor.
+    theta, v : torch.Tensor
+        Flat vectors of the same size, dtype and device.
+
+    Examples
+    --------
+    >>> from eoslab.problems import quadratic
+    >>> q = quadratic([3.0, 1.0])
+    >>> hvp(q, q.theta0, torch.tensor([1.0, 0.0]))
+    tensor([3., 0.])
+    """
+    check_vector("theta", theta)
+    check_vector("v", v, size=theta.numel())
+    if v.dtype != theta.dtype or v.device != theta.device:
+        raise ValueError(f"v must match theta's dtype and device ({theta.dtype}, {theta.device}), "
+                         f"got ({v.dtype}, {v.device})")
+    return HessianOperator(loss, theta).matvec(v)
+
+
+def hessian(loss, theta, *, max_params=20_000):
+    """The dense Hessian matrix (for tiny problems and tests).
+
+    Raises ``ValueError`` when ``theta`` has more than ``max_params`` entries,
+    since the matrix needs ``P**2`` numbers.
+    """
+    _check_loss(loss)
+    check_vector("theta", theta)
+    check_int("max_params", max_params, low=1)
+    if theta.numel() > max_params:
+        raise ValueError(f"theta has {theta.numel()} entries, more than max_params={max_params}: "
+                         "use hvp or top_eigenpairs for large models")
+    H = torch.autograd.functional.hessian(loss, theta.detach())
+    return 0.5 * (H + H.T)
+
+
+@dataclass
+class Eigenpairs:
+    """Result of :func:`top_eigenpairs`; unpacks as ``values, vectors``.
+
+    Attributes
+    ----------
+    values : torch.Tensor, shape (k,)
+        Eigenvalues, largest first.
+    vectors : torch.Tensor, shape (P, k)
+        Unit eigenvectors as columns.
+    residuals : torch.Tensor, shape (k,)
+        Ritz residual norms ``‖H v - λ v‖``.
+    num_products : int
+        Hessian-vector products used.
+    converged : bool
+        Whether every residual met the tolerance.
+    """
+
+    values: torch.Tensor
+    vectors: torch.Tensor
+    residuals: torch.Tensor
+    num_products: int
+    converged: bool
+
+    def __iter__(self):
+        return iter((self.values, self.vectors))
+
+
+def _start_vector(size, init, generator, like):
+    """The Lanczos start: a mix of the warm-start vectors, else a seeded random vector."""
+    if init is not None:
+        V = init.reshape(size, -1).to(like)
+        # distinct weights keep every warm-start direction present in the mix
+        weights = 1.0 / torch.arange(1, V.shape[1] + 1, dtype=like.dtype, device=like.device)
+        v = V @ weights
+        if torch.isfinite(v).all() and v.norm() > 0:
+            return v / v.norm()
+    v = torch.randn(size, generator=generator, dtype=torch.float64).to(like)
+    return v / v.norm()
+
+
+def _orthogonalize(w, Q):
+    """Remove from ``w`` its components along the rows of ``Q`` (twice, for stability)."""
+    for _ in range(2):
+        w = w - Q.T @ (Q @ w)
+    return w
+
+
+def _eigenvalue_error(ritz, residuals, top):
+    """Error bounds for the first ``top`` Ritz values (descending ``ritz``).
+
+    A Ritz value with residual ``r`` lies within ``r`` of an eigenvalue, and
+    within ``r**2 / gap`` once the rest of the spectrum is at least ``gap``
+    away. The gap is only trusted against neighbouring Ritz values that have
+    converged themselves (moved by their own residual toward ``ritz[i]``);
+    otherwise the plain residual bound is used.
+    """
+    bounds = residuals[:top].clone()
+    for i in range(top):
+        neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(ritz)]
+        gaps = [abs(ritz[i] - ritz[j]) - residuals[j] for j in neighbours]
+        settled = all(residuals[j] < 0.5 * abs(ritz[i] - ritz[j]) for j in neighbours)
+        if neighbours and settled:
+            bounds[i] = torch.minimum(bounds[i], residuals[i] ** 2 / min(gaps))
+    return bounds
+
+
+def top_eigenpairs(loss, theta, k=1, tol=1e-3, init=None, *, max_iter=None, seed=0, operator=None):
+    r"""The ``k`` largest eigenvalues of the Hessian of ``loss`` at ``theta``, with eigenvectors.
+
+    Lanczos iteration with full reorthogonalization on Hessian-vector
+    products, written in torch so that the Krylov vectors stay on ``theta``'s
+    device. It stops on the Ritz residuals :math:`r_i = \|H v_i - \theta_i v_i\|`
+    (read off the recurrence at no extra cost): each wanted Ritz value must
+    satisfy
+
+    .. math:: \min\left(r_i,\; r_i^2/\mathrm{gap}_i\right) \le \mathrm{tol}\cdot|\theta_i|,
+
+    the classical bounds on the distance from :math:`\theta_i` to an
+    eigenvalue, where the gap to the neighbouring Ritz values is used only
+    once those neighbours have converged themselves. Stopping on residuals
+    rather than on the change of the estimate keeps the answer accurate
+    when the top eigenvalues crowd together, as they do at the Edge of
+    Stability.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(theta)`` returning a scalar tensor (a problem works).
+    theta : torch.Tensor
+        Flat parameter vector.
+    k : int
+        Number of eigenpairs, ``1 <= k <= theta.numel()``.
+    tol : float
+        Relative residual tolerance, in (0, 1).
+    init : torch.Tensor, optional
+        Warm start: previous eigenvectors, shape ``(P,)`` or ``(P, j)``.
+        Started from the last measurement's vectors, a few products usually
+        suffice.
+    max_iter : int, optional
+        Most products allowed (default ``min(P, max(300, 20k))``).
+    seed : int
+        Seeds the random start vector when there is no ``init``.
+    operator : HessianOperator, optional
+        Reuse an operator already built at ``theta``.
+
+    Returns
+    -------
+    Eigenpairs
+        Unpacks as ``values, vectors`` (descending; vectors as columns).
+
+    Examples
+    --------
+    >>> from eoslab.problems import quadratic
+    >>> q = quadratic([5.0, 4.0, 1.0], dtype="float64")
+    >>> values, vectors = top_eigenpairs(q, q.theta0, k=2)
+    >>> [round(float(v), 6) for v in values]
+    [5.0, 4.0]
+    """
+    check_vector("theta", theta)
+    size = theta.numel()
+    k = check_int("k", k, low=1, high=size)
+    tol = check_real("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    seed = check_int("seed", seed)
+    max_iter = min(size, max(300, 20 * k)) if max_iter is None else check_int("max_iter", max_iter, low=k)
+    max_iter = min(max_iter, size)
+    if init is not None:
+        if not isinstance(init, torch.Tensor) or init.shape[0] != size or init.ndim > 2:
+            raise ValueError(f"init must be a tensor of shape ({size},) or ({size}, j), "
+                             f"got {getattr(init, 'shape', type(init).__name__)}")
+    op = HessianOperator(loss, theta) if operator is None else operator
+    like = torch.empty(0, dtype=theta.dtype, device=theta.device)
+    generator = torch.Generator().manual_seed(seed)
+
+    basis = torch.empty(min(max_iter, 32) + 1, size, dtype=theta.dtype, device=theta.device)
+    alphas, betas = [], []  # the tridiagonal T, kept as Python floats (float64)
+    q = _start_vector(size, init, generator, like)
+    start_products = op.num_products
+    converged = False
+    m = 0
+    while True:
+        if m == basis.shape[0]:
+            basis = torch.cat([basis, torch.empty_like(basis)])[: max_iter + 1]
+        basis[m] = q
+        w = op.matvec(q)
+        alpha = float(q @ w)
+        alphas.append(alpha)
+        m += 1
+        w = _orthogonalize(w, basis[:m])
+        beta = float(w.norm())
+        T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+        if m > 1:
+            off = torch.tensor(betas, dtype=torch.float64)
+            T += torch.diag(off, 1) + torch.diag(off, -1)
+        ritz, S = torch.linalg.eigh(T)
+        ritz, S = ritz.flip(0), S.flip(1)  # largest first
+        top = min(k, m)
+        residuals = beta * S[-1, :top].abs()
+        scale = torch.clamp(ritz[:top].abs(), min=1e-12 + 1e-8 * float(ritz.abs().max()))
+        done = m >= k and bool((_eigenvalue_error(ritz, beta * S[-1].abs(), top) <= tol * scale).all())
+        if done:
+            converged = True
+            break
+        if m >= max_iter:
+            break
+        if beta <= 1e-10 * max(1.0, float(ritz.abs().max())):
+            # invariant subspace found: continue from a fresh random direction
+            w = _orthogonalize(torch.randn(size, generator=generator, dtype=torch.float64).to(like), basis[:m])
+            beta_new = float(w.norm())
+            betas.append(0.0)
+            q = w / beta_new
+            continue
+        betas.append(beta)
+        q = w / beta
+
+    top = min(k, m)
+    S_top = S[:, :top].to(dtype=theta.dtype, device=theta.device)
+    vectors = basis[:m].T @ S_top
+    vectors = vectors / vectors.norm(dim=0, keepdim=True)
+    values = ritz[:top].to(dtype=theta.dtype, device=theta.device)
+    if not converged:
+        warnings.warn(
+            f"top_eigenpairs stopped after {m} products without reaching tol={tol:g} "
+            f"(largest relative residual {float((residuals / scale).max()):.2e}); raise max_iter",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return Eigenpairs(values, vectors, residuals.to(theta.device), op.num_products - start_products, converged)
+
+
+def sharpness(loss, theta, *, tol=1e-3, init=None, seed=0):
+    r"""The sharpness :math:`S(\theta) = \lambda_{\max}(\nabla^2 L(\theta))`, as a float.
+
+    A thin wrapper on :func:`top_eigenpairs` with ``k=1``.
+    """
+    return float(top_eigenpairs(loss, theta, k=1, tol=tol, init=init, seed=seed).values[0])

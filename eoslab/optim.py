@@ -1,0 +1,123 @@
+r"""Update rules on flat parameter vectors.
+
+Each optimizer is a small object in the style of ``optax``: ``init(theta)``
+returns its state, and ``update(theta, grad, state, ...)`` returns the next
+point and the next state. Nothing is hidden in the object, so several
+optimizers can be stepped in lockstep from one start, and a run can be
+replayed exactly.
+
+``threshold`` is the linear-stability threshold of the rule: the curvature
+above which the rule diverges on a quadratic (``2/η`` for GD). Plots draw it
+as the dashed line the sharpness is compared with.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._validation import check_beta, check_positive
+
+__all__ = ["Optimizer", "GD", "HeavyBall", "Nesterov"]
+
+
+class Optimizer:
+    """The shared surface: ``lr``, ``init``, ``update``, ``threshold``, ``label``."""
+
+    def __init__(self, lr):
+        self.lr = check_positive("lr", lr)
+
+    def init(self, theta):
+        """The optimizer state at the start of a run (``None`` for stateless rules)."""
+        return None
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        """One step: return ``(theta_next, state_next)``.
+
+        ``loss`` (the value at ``theta``) and ``loss_fn`` (the loss being
+        minimized, for rules that need more than the gradient) are passed by
+        :func:`eoslab.run`.
+        """
+        raise NotImplementedError
+
+    @property
+    def threshold(self):
+        """Linear-stability threshold on the curvature."""
+        raise NotImplementedError
+
+    @property
+    def label(self):
+        return f"{type(self).__name__}(lr={self.lr:g})"
+
+    def __repr__(self):
+        return self.label
+
+
+class GD(Optimizer):
+    r"""Gradient descent :math:`\theta \leftarrow \theta - \eta \nabla L(\theta)`.
+
+    Stable on a quadratic iff every Hessian eigenvalue is below ``2/lr``.
+
+    Examples
+    --------
+    >>> GD(lr=0.1).threshold
+    20.0
+    """
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        return theta - self.lr * grad, state
+
+    @property
+    def threshold(self):
+        return 2.0 / self.lr
+
+
+class HeavyBall(Optimizer):
+    r"""Polyak's heavy ball in PyTorch's convention: :math:`v \leftarrow \beta v + g`, :math:`\theta \leftarrow \theta - \eta v`.
+
+    The same iteration as ``torch.optim.SGD(lr, momentum=beta)``. On a
+    quadratic the characteristic polynomial of an eigendirection with
+    curvature ``a`` is :math:`z^2 - (1 + \beta - \eta a) z + \beta`; it is stable
+    iff :math:`a < 2(1 + \beta)/\eta`.
+
+    Parameters
+    ----------
+    lr : float
+        Step size, > 0.
+    beta : float
+        Momentum, in [0, 1).
+    """
+
+    def __init__(self, lr, beta):
+        super().__init__(lr)
+        self.beta = check_beta("beta", beta)
+
+    def init(self, theta):
+        return torch.zeros_like(theta)
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        v = self.beta * state + grad
+        return theta - self.lr * v, v
+
+    @property
+    def threshold(self):
+        return 2.0 * (1.0 + self.beta) / self.lr
+
+    @property
+    def label(self):
+        return f"{type(self).__name__}(lr={self.lr:g}, beta={self.beta:g})"
+
+
+class Nesterov(HeavyBall):
+    r"""Nesterov momentum in PyTorch's convention (``SGD(nesterov=True)``).
+
+    :math:`v \leftarrow \beta v + g`, :math:`\theta \leftarrow \theta - \eta (g + \beta v)`.
+    On a quadratic: :math:`z^2 - (1+\beta)(1-\eta a) z + \beta(1-\eta a)`, stable
+    iff :math:`a < (2 + 2\beta)/(\eta (1 + 2\beta))`.
+    """
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        v = self.beta * state + grad
+        return theta - self.lr * (grad + self.beta * v), v
+
+    @property
+    def threshold(self):
+        return (2.0 + 2.0 * self.beta) / (self.lr * (1.0 + 2.0 * self.beta))

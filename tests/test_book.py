@@ -1,0 +1,57 @@
+"""The whole book builds with every Sphinx warning treated as an error.
+
+This executes every chapter (as `make book` does) into a temporary folder, so
+it takes as long as the slowest chapter. Deselect it with ``-m "not book"``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Pages that must come out of the build (paths relative to _build/html).
+EXPECTED_PAGES = [
+    "index.html",
+    "chapters/00_introduction.html",
+    "chapters/01_quadratic_gd.html",
+    "chapters/references.html",
+]
+
+
+def find_jupyter_book() -> str | None:
+    """The jupyter-book next to this interpreter, else the one on PATH."""
+    candidate = Path(sys.executable).parent / "jupyter-book"
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which("jupyter-book")
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_book_builds_without_warnings(tmp_path):
+    jupyter_book = find_jupyter_book()
+    if jupyter_book is None:
+        pytest.skip("jupyter-book is not installed (pip install -e '.[book]')")
+
+    command = [
+        jupyter_book, "build", str(ROOT),
+        "--path-output", str(tmp_path),
+        "--warningiserror", "--nitpick", "--keep-going",
+    ]
+    result = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=3600
+    )
+    output = result.stdout + result.stderr
+    tail = "\n".join(output.splitlines()[-80:])
+
+    assert result.returncode == 0, (
+        f"`{' '.join(command)}` exited with {result.returncode}; last lines:\n{tail}"
+    )
+    html = tmp_path / "_build" / "html"
+    missing = [page for page in EXPECTED_PAGES if not (html / page).is_file()]
+    assert not missing, f"pages missing from {html}: {missing}; last lines:\n{tail}"
