@@ -3,14 +3,30 @@
 Modules, one idea each:
 
 - :mod:`eoslab.problems` -- losses on flat parameter vectors, with their data
+- :mod:`eoslab.models` -- functional networks on flat vectors
 - :mod:`eoslab.curvature` -- Hessian-vector products, top eigenpairs, sharpness
 - :mod:`eoslab.optim` -- update rules (GD, heavy ball, Nesterov)
 - :mod:`eoslab.runs` -- the loop that records a trajectory (:func:`run`)
-- :mod:`eoslab.stability` -- linear stability thresholds, closed form and by bisection
+- :mod:`eoslab.stability` -- linear stability thresholds, closed form and by experiment
 - :mod:`eoslab.plotting` -- the book's standard figures
-- :mod:`eoslab.widgets` -- slider panels that re-run an experiment
+- :mod:`eoslab.widgets` -- slider panels that re-run an experiment (imported on use)
+
+Examples
+--------
+>>> import eoslab
+>>> problem = eoslab.problems.chebyshev_regression()
+>>> history = eoslab.run(problem, eoslab.optim.GD(lr=0.3), steps=100, progress=False)
+>>> history.loss.shape
+(101,)
 """
-from . import curvature, problems
+from . import curvature, optim, plotting, problems, stability
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
+from .runs import History, run
+
+__all__ = [
+    "curvature", "optim", "plotting", "problems", "stability",
+    "hessian", "hvp", "sharpness", "top_eigenpairs",
+    "History", "run",
+]
 
 __version__ = "0.1.0"
