@@ -1,0 +1,157 @@
+"""Curvature routines against independent truths: dense Hessians, finite differences, eigh."""
+import pytest
+import torch
+
+from eoslab import hessian, hvp, sharpness, top_eigenpairs
+from eoslab.curvature import HessianOperator
+from eoslab.models import MLP
+from eoslab.problems import Supervised, chebyshev_regression, quadratic
+
+from conftest import random_orthogonal
+
+
+@pytest.fixture
+def tiny_mlp():
+    """A random tanh MLP on random data, small enough for a dense Hessian (P = 57)."""
+    g = torch.Generator().manual_seed(0)
+    model = MLP([3, 6, 4, 1], activation="tanh")
+    X = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    Y = torch.randn(12, 1, generator=g, dtype=torch.float64)
+    theta0 = model.init(g, dtype=torch.float64)
+    return Supervised(model, X, Y, "mse", theta0, name="tiny")
+
+
+def test_hvp_matches_dense_hessian(tiny_mlp):
+    theta = tiny_mlp.theta0
+    H = hessian(tiny_mlp, theta)
+    assert H.shape == (57, 57)
+    v = torch.randn(57, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    torch.testing.assert_close(hvp(tiny_mlp, theta, v), H @ v, rtol=1e-10, atol=1e-12)
+
+
+def test_hvp_matches_finite_difference_of_gradient(tiny_mlp):
+    theta = tiny_mlp.theta0
+    v = torch.randn(57, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    eps = 1e-5
+    _, g_plus = tiny_mlp.value_and_grad(theta + eps * v)
+    _, g_minus = tiny_mlp.value_and_grad(theta - eps * v)
+    fd = (g_plus - g_minus) / (2 * eps)
+    torch.testing.assert_close(hvp(tiny_mlp, theta, v), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_dense_hessian_matches_finite_differences_on_cross_entropy():
+    g = torch.Generator().manual_seed(3)
+    model = MLP([2, 5, 3], activation="gelu")
+    X = torch.randn(9, 2, generator=g, dtype=torch.float64)
+    y = torch.randint(3, (9,), generator=g)
+    p = Supervised(model, X, y, "ce", model.init(g, dtype=torch.float64), name="ce")
+    H = hessian(p, p.theta0)
+    eps = 1e-5
+    e0 = torch.zeros_like(p.theta0)
+    e0[4] = 1
+    fd = (p.value_and_grad(p.theta0 + eps * e0)[1] - p.value_and_grad(p.theta0 - eps * e0)[1]) / (2 * eps)
+    torch.testing.assert_close(H[:, 4], fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k", [1, 3])
+def test_top_eigenpairs_matches_eigh_on_random_matrices(seed, k):
+    g = torch.Generator().manual_seed(seed)
+    d = 80
+    lam = torch.randn(d, generator=g, dtype=torch.float64) * 3  # mixed signs
+    q = quadratic(lam, eigenvectors=random_orthogonal(d, g), dtype="float64")
+    true_vals, true_vecs = torch.linalg.eigh(q.A)
+    true_vals, true_vecs = true_vals.flip(0)[:k], true_vecs.flip(1)[:, :k]
+    result = top_eigenpairs(q, q.theta0, k=k, tol=1e-6)
+    assert result.converged
+    torch.testing.assert_close(result.values, true_vals, rtol=1e-6, atol=0)
+    # eigenvectors up to sign
+    overlaps = (result.vectors * true_vecs).sum(0).abs()
+    torch.testing.assert_close(overlaps, torch.ones(k, dtype=torch.float64), rtol=0, atol=1e-6)
+
+
+def test_top_eigenpairs_resolves_crowded_top_eigenvalues():
+    """Top two eigenvalues 1e-3 apart (relative), as at the Edge of Stability."""
+    g = torch.Generator().manual_seed(7)
+    d = 200
+    bulk = torch.rand(d - 2, generator=g, dtype=torch.float64) * 2.0
+    lam = torch.cat([torch.tensor([10.0, 10.0 * (1 - 1e-3)], dtype=torch.float64), bulk])
+    q = quadratic(lam, eigenvectors=random_orthogonal(d, g), dtype="float64")
+    vals, vecs = top_eigenpairs(q, q.theta0, k=2, tol=1e-9)
+    torch.testing.assert_close(vals, lam[:2], rtol=1e-8, atol=0)
+    # with tol=1e-3 the top eigenvalue is still within 1e-3 relative
+    rough = top_eigenpairs(q, q.theta0, k=1, tol=1e-3)
+    assert abs(float(rough.values[0]) - 10.0) / 10.0 < 1e-3
+    # and the eigenvectors separate the pair despite the tiny gap
+    true_vals, true_vecs = torch.linalg.eigh(q.A)
+    overlaps = (vecs * true_vecs.flip(1)[:, :2]).sum(0).abs()
+    assert float(overlaps.min()) > 1 - 1e-6
+
+
+def test_top_eigenpairs_on_a_network_matches_dense_eigh(tiny_mlp):
+    theta = tiny_mlp.theta0
+    true = torch.linalg.eigvalsh(hessian(tiny_mlp, theta)).flip(0)[:3]
+    vals, _ = top_eigenpairs(tiny_mlp, theta, k=3, tol=1e-8)
+    torch.testing.assert_close(vals, true, rtol=1e-7, atol=1e-10)
+    assert sharpness(tiny_mlp, theta) == pytest.approx(float(true[0]), rel=1e-3)
+
+
+def test_warm_start_needs_fewer_products_than_cold_start():
+    p = chebyshev_regression(dtype="float64")
+    theta = p.theta0
+    cold = top_eigenpairs(p, theta, k=1)
+    _, grad = p.value_and_grad(theta)
+    moved = theta - 0.3 * grad  # one GD step later
+    cold_moved = top_eigenpairs(p, moved, k=1)
+    warm_moved = top_eigenpairs(p, moved, k=1, init=cold.vectors)
+    assert warm_moved.num_products < cold_moved.num_products
+    assert warm_moved.num_products <= 4
+    assert float(warm_moved.values[0]) == pytest.approx(float(cold_moved.values[0]), rel=1e-3)
+
+
+def test_warm_start_from_exact_eigenvectors_finds_several():
+    """A warm start spanning an invariant subspace must still return k pairs."""
+    q = quadratic([5.0, 4.0, 3.0, 1.0, 0.5], dtype="float64")
+    exact = torch.eye(5, dtype=torch.float64)[:, :1]  # only the top eigenvector
+    vals, _ = top_eigenpairs(q, q.theta0, k=3, init=exact)
+    torch.testing.assert_close(vals, torch.tensor([5.0, 4.0, 3.0], dtype=torch.float64))
+
+
+def test_operator_counts_products_and_returns_gradient():
+    q = quadratic([2.0, 1.0], x0=[1.0, -1.0], dtype="float64")
+    op = HessianOperator(q, q.theta0)
+    torch.testing.assert_close(op.gradient, torch.tensor([2.0, -1.0], dtype=torch.float64))
+    op.matvec(torch.ones(2, dtype=torch.float64))
+    op @ torch.ones(2, dtype=torch.float64)
+    assert op.num_products == 2
+
+
+def test_curvature_runs_in_float32_and_stays_on_device():
+    p = chebyshev_regression()
+    result = top_eigenpairs(p, p.theta0, k=2)
+    assert result.values.dtype == torch.float32 and result.vectors.device == p.theta0.device
+    assert result.vectors.shape == (p.num_params, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"k": 0}, "k"), ({"tol": 0.0}, "tol"), ({"tol": 1.5}, "tol"), ({"init": torch.zeros(3)}, "init")],
+)
+def test_bad_arguments_name_the_argument(kwargs, name):
+    q = quadratic([1.0, 2.0])
+    with pytest.raises(ValueError, match=name):
+        top_eigenpairs(q, q.theta0, **kwargs)
+
+
+def test_hvp_rejects_mismatched_shapes():
+    q = quadratic([1.0, 2.0])
+    with pytest.raises(ValueError, match="v must have 2 entries"):
+        hvp(q, q.theta0, torch.ones(3))
+    with pytest.raises(ValueError, match="theta"):
+        hvp(q, q.theta0.reshape(1, 2), torch.ones(2))
+
+
+def test_dense_hessian_refuses_large_models():
+    p = chebyshev_regression(width=50)
+    with pytest.raises(ValueError, match="max_params"):
+        hessian(p, p.theta0, max_params=100)

@@ -1,0 +1,113 @@
+"""The run loop: recording, divergence, determinism, validation, and the EoS claim on the default problem."""
+import numpy as np
+import pytest
+import torch
+
+from eoslab import History, run
+from eoslab.optim import GD, HeavyBall
+from eoslab.problems import chebyshev_regression, digits_classification, quadratic
+
+
+def test_history_records_every_step_and_measures_on_schedule():
+    q = quadratic([4.0, 1.0], dtype="float64")
+    h = run(q, GD(0.1), steps=20, measure_every=5, num_eigs=2, save_every=10, progress=False)
+    assert isinstance(h, History)
+    assert h.step.tolist() == list(range(21)) and h.loss.shape == h.grad_norm.shape == (21,)
+    assert h.eig_step.tolist() == [0, 5, 10, 15, 20]
+    np.testing.assert_allclose(h.eigenvalues, [[4.0, 1.0]] * 5, rtol=1e-6)
+    np.testing.assert_allclose(h.sharpness, 4.0, rtol=1e-6)
+    assert h.snapshot_step.tolist() == [0, 10, 20] and h.snapshots.shape == (3, 2)
+    # GD on a diagonal quadratic: x_n = (1 - lr * a)^n x_0
+    np.testing.assert_allclose(h.loss[-1], 0.5 * (4 * 0.6**40 + 1 * 0.9**40), rtol=1e-10)
+    assert h.threshold == pytest.approx(20.0) and not h.diverged
+
+
+def test_divergent_run_stops_cleanly_and_reports_the_step():
+    q = quadratic([1.0], dtype="float64")
+    h = run(q, GD(2.5), steps=1000, progress=False)  # |1 - 2.5| = 1.5 per step
+    # loss grows by 2.25 per step: it passes 1e6 x its initial value after 18 steps
+    assert h.diverged_at == 18
+    assert h.loss.size == 18 and np.isfinite(h.loss).all()
+    assert "diverged at step 18" in h.summary()
+
+
+def test_non_finite_loss_is_reported_as_divergence():
+    p = chebyshev_regression()
+    h = run(p, GD(50.0), steps=500, divergence_factor=1e30, progress=False)
+    assert h.diverged_at is not None and h.diverged_at < 500
+    assert torch.isfinite(h.theta).all()
+
+
+def test_same_seed_gives_identical_history():
+    p = chebyshev_regression()
+    a = run(p, HeavyBall(0.05, 0.5), steps=200, batch_size=5, measure_every=50, seed=3, progress=False)
+    b = run(p, HeavyBall(0.05, 0.5), steps=200, batch_size=5, measure_every=50, seed=3, progress=False)
+    c = run(p, HeavyBall(0.05, 0.5), steps=200, batch_size=5, measure_every=50, seed=4, progress=False)
+    np.testing.assert_array_equal(a.loss, b.loss)
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    assert not np.array_equal(a.loss, c.loss)
+
+
+def test_minibatches_without_replacement_cover_each_epoch():
+    from eoslab.runs import _BatchSampler
+
+    sampler = _BatchSampler(10, 5, replacement=False, seed=0, device="cpu")
+    first_epoch = torch.cat([sampler(), sampler()])
+    assert sorted(first_epoch.tolist()) == list(range(10))
+
+
+def test_float64_and_device_arguments():
+    p = chebyshev_regression()
+    h = run(p, GD(0.3), steps=5, dtype="float64", device="cpu", progress=False)
+    assert h.theta.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(steps=-1), "steps"),
+        (dict(measure_every=0), "measure_every"),
+        (dict(num_eigs=-1), "num_eigs"),
+        (dict(batch_size=21), "batch_size"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(eig_tol=2.0), "eig_tol"),
+        (dict(theta0=torch.zeros(3)), "theta0"),
+        (dict(dtype="int8"), "dtype"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, name):
+    p = chebyshev_regression()
+    kwargs = {"steps": 10, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        run(p, GD(0.1), progress=False, **kwargs)
+
+
+def test_wrong_object_types_raise_type_error():
+    with pytest.raises(TypeError, match="optimizer"):
+        run(chebyshev_regression(), 0.1, steps=1)
+    with pytest.raises(TypeError, match="problem"):
+        run(lambda t: t.sum(), GD(0.1), steps=1)
+
+
+def test_chebyshev_defaults_show_progressive_sharpening_then_the_edge_of_stability():
+    """The default problem at its suggested step: S starts well below 2/eta, rises to it, and stays near it."""
+    p = chebyshev_regression()
+    lr = p.suggested_lr
+    h = run(p, GD(lr), steps=4000, measure_every=25, progress=False)
+    edge = 2 / lr
+    assert not h.diverged
+    assert h.sharpness[0] < 0.7 * edge  # starts far below the edge
+    reached = np.flatnonzero(h.sharpness >= edge)
+    assert reached.size and h.eig_step[reached[0]] < 3000  # progressive sharpening reaches 2/eta
+    after = h.sharpness[reached[0]:]
+    assert abs(np.median(after) / edge - 1) < 0.1  # and hovers there
+    loss_after = h.loss[h.eig_step[reached[0]]:]
+    assert (np.diff(loss_after) > 0).any()  # non-monotone at the edge
+    assert h.loss[-1] < 0.5 * h.loss[0]
+
+
+@pytest.mark.slow
+def test_digits_mlp_reaches_the_edge_of_stability():
+    p = digits_classification()
+    h = run(p, GD(0.2), steps=600, measure_every=50, progress=False)
+    assert h.sharpness[0] < 5 and abs(h.sharpness[-1] / 10 - 1) < 0.1
