@@ -58,9 +58,10 @@ def slider_panel(experiment, *, plot=None, **sliders):
     Examples
     --------
     >>> from eoslab import run, problems, optim
-    >>> panel = slider_panel(
+    >>> panel = slider_panel(  # doctest: +SKIP
     ...     lambda lr: run(problems.quadratic([1.0]), optim.GD(lr), 50, progress=False),
     ...     lr=(0.5, 0.1, 2.5, 0.05))
+    >>> panel  # doctest: +SKIP
     """
     if not callable(experiment):
         raise TypeError(f"experiment must be callable, got {type(experiment).__name__}")
