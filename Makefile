@@ -4,6 +4,7 @@
 #   make test   unit tests, nbval over the chapters, warnings-as-errors book build
 #   make lab    open the chapters in JupyterLab (pip install jupyterlab first)
 #   make bench  run the curvature benchmarks
+#   make notebooks  re-execute the chapters in place (after changing eoslab)
 #   make clean  remove _build
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test clean lab bench install
+.PHONY: book test clean lab bench install notebooks
 
 install: $(STAMP)
 
@@ -39,3 +40,9 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV_PYTHON) benchmarks/bench_curvature.py
+
+# Re-execute every chapter notebook in place, storing fresh outputs for nbval
+# (cell timing metadata is dropped so that re-runs give clean diffs).
+notebooks: $(STAMP)
+	for nb in chapters/*.ipynb; do $(VENV)/bin/jupyter-execute --inplace "$$nb" || exit 1; done
+	$(VENV_PYTHON) -c "import glob, nbformat; [nbformat.write(nb, p) for p in glob.glob('chapters/*.ipynb') for nb in [nbformat.read(p, 4)] if [c.metadata.pop('execution', None) for c in nb.cells] is not None]"

@@ -61,6 +61,7 @@ def plot_history(histories, *, labels=None, all_eigenvalues=False, log_loss=True
             eigs = h.eigenvalues if all_eigenvalues else h.eigenvalues[:, :1]
             for j in range(eigs.shape[1]):
                 ax_sharp.plot(h.eig_step, eigs[:, j], color=color, lw=1.4 if j == 0 else 0.9,
+                              marker="o" if len(h.eig_step) < 3 else None,  # keep short runs visible
                               alpha=1.0 if j == 0 else 0.55, label=label if j == 0 else None)
         ax_sharp.axhline(h.threshold, color=color, ls="--", lw=1)
     if log_loss:
@@ -77,24 +78,33 @@ def plot_history(histories, *, labels=None, all_eigenvalues=False, log_loss=True
     return fig
 
 
-def plot_contour_paths(loss, paths, *, xlim, ylim, ax=None, levels=20, labels=None):
+def plot_contour_paths(loss, paths, *, xlim, ylim, ax=None, levels=20, labels=None, minimum=None, resolution=200):
     """Level sets of a two-parameter loss with optimizer paths drawn on top.
 
     Parameters
     ----------
     loss : callable
-        ``loss(theta)`` for a 2-vector ``theta`` (a 2-D problem works).
+        ``loss(theta)`` for a 2-vector ``theta`` (a 2-D problem works). It is
+        first tried on the whole ``(N, 2)`` grid at once through
+        ``torch.func.vmap``, and evaluated point by point only if that fails.
     paths : array-like of shape (T, 2), or a list / dict of them
     xlim, ylim : (float, float)
+    minimum : (float, float), optional
+        A minimizer to mark with a star.
+    resolution : int
+        Grid points per axis.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
-    xs = np.linspace(*xlim, 200)
-    ys = np.linspace(*ylim, 200)
+    xs = np.linspace(*xlim, resolution)
+    ys = np.linspace(*ylim, resolution)
     X, Y = np.meshgrid(xs, ys)
     grid = torch.tensor(np.stack([X.ravel(), Y.ravel()], axis=1), dtype=torch.float64)
     with torch.no_grad():
-        Z = np.array([float(loss(p)) for p in grid]).reshape(X.shape)
+        try:
+            Z = torch.func.vmap(loss)(grid).numpy().reshape(X.shape)
+        except Exception:  # losses that vmap cannot batch
+            Z = np.array([float(loss(p)) for p in grid]).reshape(X.shape)
     ax.contour(X, Y, Z, levels=levels, colors="0.75", linewidths=0.7)
     if isinstance(paths, dict):
         labels, paths = list(paths.keys()), list(paths.values())
@@ -104,7 +114,8 @@ def plot_contour_paths(loss, paths, *, xlim, ylim, ax=None, levels=20, labels=No
     for i, (path, label) in enumerate(zip(paths, labels)):
         path = np.asarray(path, dtype=float)
         ax.plot(path[:, 0], path[:, 1], "o-", ms=2.5, lw=0.9, color=COLORS[i % len(COLORS)], label=label)
-    ax.plot(0, 0, "k*", ms=9)
+    if minimum is not None:
+        ax.plot(*minimum, "k*", ms=9)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_xlabel("$\\theta_1$")

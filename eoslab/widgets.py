@@ -18,15 +18,25 @@ __all__ = ["slider", "slider_panel"]
 
 
 def slider(value, low, high, step, description=None, *, readout_format=None):
-    """A float (or int, if every bound is an int) slider that updates on release."""
+    """A float (or int, if every bound is an int) slider that updates on release.
+
+    Float sliders show as many decimals as ``step`` has (``0.0005`` shows 4),
+    unless ``readout_format`` says otherwise.
+    """
     is_int = all(isinstance(v, int) and not isinstance(v, bool) for v in (value, low, high, step))
     cls = widgets.IntSlider if is_int else widgets.FloatSlider
     kwargs = dict(value=value, min=low, max=high, step=step, description=description or "",
                   continuous_update=False, style={"description_width": "initial"},
                   layout=widgets.Layout(width="420px"))
-    if readout_format and not is_int:
-        kwargs["readout_format"] = readout_format
+    if not is_int:
+        kwargs["readout_format"] = readout_format or f".{_decimals(step)}f"
     return cls(**kwargs)
+
+
+def _decimals(step):
+    """Decimals needed to show multiples of ``step`` (at least 2)."""
+    text = f"{step:.10f}".rstrip("0")
+    return max(2, len(text.split(".")[1]) if "." in text else 0)
 
 
 def _diverged_steps(result):
