@@ -121,6 +121,27 @@ def sin_angle(v, v_ref):
     return math.sqrt(max(0.0, 1.0 - min(1.0, cos) ** 2))
 
 
+def limit_numpy_blas_threads():
+    """Give numpy/scipy's own BLAS (OpenBLAS) one thread; torch keeps its threads.
+
+    On a machine with few cores, idle-spinning OpenBLAS worker threads (woken by
+    ARPACK's dense operations inside eigsh) compete with torch's OpenMP threads
+    and can slow every later Hessian-vector product several-fold. Returns a
+    description of what was limited.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController, threadpool_limits
+    except ImportError:
+        return "threadpoolctl not installed: numpy BLAS threads not limited"
+    torch_dir = os.path.dirname(torch.__file__)
+    libs = [lc for lc in ThreadpoolController().lib_controllers
+            if lc.user_api == "blas" and not lc.filepath.startswith(torch_dir)]
+    if not libs:
+        return "no separate numpy/scipy BLAS found"
+    threadpool_limits(limits={lc.prefix: 1 for lc in libs})
+    return "numpy/scipy BLAS limited to 1 thread (" + ", ".join(sorted({lc.internal_api for lc in libs})) + ")"
+
+
 def met(ok):
     return "MET" if ok else "MISSED"
 
@@ -158,6 +179,7 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     R = args.repeats
     t_start = time.perf_counter()
+    blas_note = limit_numpy_blas_threads()
 
     problem = eoslab.problems.digits_classification(n=args.n, widths=(200, 200), device=device, dtype=dtype)
     problem64 = problem.to(dtype="float64")
@@ -176,6 +198,7 @@ def main(argv=None):
             "python": platform.python_version(),
             "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
+            "numpy_blas": blas_note,
         },
         "problem": {"name": problem.name, "num_params": P, "num_examples": problem.num_examples},
         "targets": TARGETS,
@@ -186,7 +209,8 @@ def main(argv=None):
     print(f"  problem : {problem.name}, P = {P:,}")
     print(f"  device  : {device} ({env['device_name']}), dtype {args.dtype}")
     print(f"  torch {env['torch']}, numpy {env['numpy']}, scipy {env['scipy']}, python {env['python']}")
-    print(f"  threads : torch.get_num_threads() = {env['torch_threads']}, os.cpu_count() = {env['cpu_count']}")
+    print(f"  threads : torch.get_num_threads() = {env['torch_threads']}, os.cpu_count() = {env['cpu_count']}; "
+          f"{blas_note}")
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     env["loadavg_1min_start"] = load0
     print(f"  load    : 1-min load average {load0:.2f} at start (timings are only meaningful on an idle machine)")
