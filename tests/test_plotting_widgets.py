@@ -25,8 +25,10 @@ def test_plot_history_draws_the_threshold_and_marks_divergence():
 def test_plot_contour_paths_accepts_a_dict_of_paths():
     q = quadratic([1.0, 0.5], dtype="float64")
     h = run(q, GD(0.5), 10, save_every=1, progress=False)
-    ax = plot_contour_paths(q, {"GD": h.snapshots.numpy()}, xlim=(-1.5, 1.5), ylim=(-1.5, 1.5))
-    assert len(ax.get_lines()) >= 2
+    ax = plot_contour_paths(q, {"GD": h.snapshots.numpy()}, xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), minimum=(0, 0))
+    path, star = ax.get_lines()
+    assert path.get_xydata().shape == (11, 2) and star.get_marker() == "*"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GD"]
     plt.close(ax.figure)
 
 
