@@ -220,11 +220,12 @@ def main(argv=None):
     section("1. Gradient vs Hessian-vector product (at theta_0)")
     theta = problem.theta0
     v = torch.randn(P, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(theta)
-    t_grad, _ = median_time(lambda: problem.value_and_grad(theta), R, device, warmup=2)
+    R1 = max(R, 30)  # single products are cheap: more repeats steady the ratio on a busy machine
+    t_grad, _ = median_time(lambda: problem.value_and_grad(theta), R1, device, warmup=3)
     op = HessianOperator(problem, theta)
-    t_hvp, _ = median_time(lambda: op.matvec(v), R, device, warmup=2)
-    t_build, _ = median_time(lambda: HessianOperator(problem, theta), R, device, warmup=1)
-    t_oneoff, _ = median_time(lambda: eoslab.hvp(problem, theta, v), R, device, warmup=1)
+    t_hvp, _ = median_time(lambda: op.matvec(v), R1, device, warmup=3)
+    t_build, _ = median_time(lambda: HessianOperator(problem, theta), R1, device, warmup=1)
+    t_oneoff, _ = median_time(lambda: eoslab.hvp(problem, theta, v), R1, device, warmup=1)
     del op
     ratio = t_hvp / t_grad
     print_table(
