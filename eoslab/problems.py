@@ -32,7 +32,7 @@ from ._validation import (
     resolve_device,
     resolve_dtype,
 )
-from .data import chebyshev_data, digits_data
+from .data import chebyshev_data, cifar10_data, digits_data
 from .models import MLP
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "scalar_two_layer",
     "chebyshev_regression",
     "digits_classification",
+    "cifar10_classification",
 ]
 
 
@@ -372,6 +373,7 @@ def digits_classification(
     activation="tanh",
     loss="mse",
     *,
+    label_noise=0.0,
     init_scale=1.0,
     seed=0,
     device=None,
@@ -394,23 +396,71 @@ def digits_classification(
     activation : str
         See :class:`eoslab.models.MLP`.
     loss : {"mse", "ce"}
+    label_noise : float
+        Fraction of examples, in [0, 1], whose label is replaced by a class
+        drawn uniformly at random (``1.0``: a pure memorization task, which
+        trains slowly enough to show the Edge of Stability with cross-entropy).
+        The noise is seeded by ``seed`` too, independently of the weights.
     init_scale : float
         Multiplies PyTorch's default initialization.
     seed : int
-        Seeds the initialization.
+        Seeds the initialization and the label noise.
     device, dtype :
         Where the problem lives (default CPU, float32).
     """
     loss = check_choice("loss", loss, LOSSES)
-    widths = tuple(widths)
+    label_noise = check_real("label_noise", label_noise, low=0.0, high=1.0)
     seed = check_int("seed", seed)
-    device, dtype = resolve_device(device), resolve_dtype(dtype)
     X, labels = digits_data(n)
-    model = MLP([64, *widths, 10], activation=activation)
+    labels = _noisy_labels(labels, 10, label_noise, seed)
+    name = f"digits ({n} examples, {loss}" + (f", {label_noise:g} label noise" if label_noise else "")
+    lr = 0.2 if loss == "mse" else 1.0
+    return _classification(X, labels, 10, widths, activation, loss, init_scale, seed, device, dtype, name, lr)
+
+
+def cifar10_classification(
+    root,
+    n=5000,
+    widths=(200, 200),
+    activation="tanh",
+    loss="mse",
+    *,
+    init_scale=1.0,
+    seed=0,
+    device=None,
+    dtype=None,
+):
+    """An MLP on the first ``n`` CIFAR-10 training images (Cohen et al.'s CIFAR-10-5k).
+
+    The setup of Cohen et al. (2021): 5,000 images, a fully connected tanh
+    network with two hidden layers of 200, MSE on one-hot targets. The data
+    are read from ``root`` (see :func:`eoslab.data.cifar10_data`); nothing is
+    downloaded. Sized for a GPU: pass ``device="cuda"``.
+    """
+    loss = check_choice("loss", loss, LOSSES)
+    seed = check_int("seed", seed)
+    X, labels = cifar10_data(root, n)
+    name = f"CIFAR-10 ({n} examples, {loss}"
+    return _classification(X, labels, 10, widths, activation, loss, init_scale, seed, device, dtype, name, 0.01)
+
+
+def _noisy_labels(labels, num_classes, fraction, seed):
+    if fraction == 0:
+        return labels
+    g = torch.Generator().manual_seed(10_007 + seed)
+    flip = torch.rand(len(labels), generator=g) < fraction
+    random = torch.randint(num_classes, (len(labels),), generator=g)
+    return torch.where(flip, random, labels)
+
+
+def _classification(X, labels, num_classes, widths, activation, loss, init_scale, seed, device, dtype, name, lr):
+    """An MLP ``X.shape[1] -> widths -> num_classes`` with MSE (one-hot) or cross-entropy."""
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    model = MLP([X.shape[1], *tuple(widths), num_classes], activation=activation)
     theta0 = model.init(torch.Generator().manual_seed(seed), scale=init_scale, dtype=dtype, device=device)
-    Y = torch.nn.functional.one_hot(labels, 10).to(dtype) if loss == "mse" else labels
+    Y = torch.nn.functional.one_hot(labels, num_classes).to(dtype) if loss == "mse" else labels
     return Supervised(
         model, X.to(device=device, dtype=dtype), Y.to(device), loss, theta0,
-        name=f"digits ({n} examples, {loss}, {model.num_params} params)",
-        suggested_lr=0.05,
+        name=f"{name}, {model.num_params} params)",
+        suggested_lr=lr,
     )

@@ -1,0 +1,81 @@
+"""Numbers read off histories: the Edge of Stability phase, distances between trajectories."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["EdgeSummary", "edge_summary", "distance_by_time"]
+
+
+@dataclass
+class EdgeSummary:
+    """What :func:`edge_summary` reports about one run.
+
+    Attributes
+    ----------
+    threshold : float
+        The stability threshold (``2/η`` for GD).
+    first_step : int or None
+        First measured step with sharpness at or above the threshold.
+    median_ratio : float
+        Median of sharpness / threshold from ``first_step`` on (NaN if never reached).
+    loss_increases : int
+        Steps from ``first_step`` on at which the loss went up.
+    initial_loss, final_loss : float
+    """
+
+    threshold: float
+    first_step: int | None
+    median_ratio: float
+    loss_increases: int
+    initial_loss: float
+    final_loss: float
+
+    def __str__(self):
+        if self.first_step is None:
+            return f"never reached 2/lr = {self.threshold:.3g}"
+        return (f"reached {self.threshold:.3g} at step {self.first_step}; median S/(2/lr) after that "
+                f"{self.median_ratio:.3f}; loss went up on {self.loss_increases} steps; "
+                f"loss {self.initial_loss:.3g} -> {self.final_loss:.3g}")
+
+
+def edge_summary(history, threshold=None):
+    """Summarize the Edge of Stability phase of a run.
+
+    The phase starts at the first measurement whose sharpness reaches
+    ``threshold`` (default: the run's own, ``2/η`` for GD) and lasts to the end.
+    """
+    threshold = history.threshold if threshold is None else float(threshold)
+    reached = np.flatnonzero(history.sharpness >= threshold)
+    if reached.size == 0:
+        return EdgeSummary(threshold, None, float("nan"), 0, float(history.loss[0]), float(history.loss[-1]))
+    first = int(history.eig_step[reached[0]])
+    ratio = float(np.median(history.sharpness[reached[0]:] / threshold))
+    increases = int((np.diff(history.loss[first:]) > 0).sum())
+    return EdgeSummary(threshold, first, ratio, increases, float(history.loss[0]), float(history.loss[-1]))
+
+
+def distance_by_time(a, b):
+    """``‖θ_a − θ_b‖`` at the times both histories saved parameters.
+
+    Times are compared in the units of the un-scaled flow, ``lr × step``,
+    so a GD run with step size η and a flow in step units for another η
+    line up by ``η·t``. Both histories need ``snapshots`` (``save_every``).
+
+    Returns
+    -------
+    times, distances : ndarrays
+        The common times ``lr × step`` and the distances there.
+    """
+    for name, h in (("a", a), ("b", b)):
+        if h.snapshots is None:
+            raise ValueError(f"history {name} saved no parameters: run it with save_every=...")
+    ta = a.lr * a.snapshot_step
+    tb = b.lr * b.snapshot_step
+    ib = np.searchsorted(tb, ta - 1e-9 * np.maximum(1.0, np.abs(ta)))
+    ib = np.minimum(ib, len(tb) - 1)
+    match = np.isclose(tb[ib], ta, rtol=1e-9, atol=1e-9)
+    ia = np.flatnonzero(match)
+    diff = a.snapshots[ia].double() - b.snapshots[ib[ia]].double()
+    return ta[ia], diff.norm(dim=1).numpy()
