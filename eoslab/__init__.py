@@ -3,10 +3,13 @@
 Modules, one idea each:
 
 - :mod:`eoslab.problems` -- losses on flat parameter vectors, with their data
+- :mod:`eoslab.data` -- data sets read from disk (digits, Chebyshev, CIFAR-10)
 - :mod:`eoslab.models` -- functional networks on flat vectors
 - :mod:`eoslab.curvature` -- Hessian-vector products, top eigenpairs, sharpness
 - :mod:`eoslab.optim` -- update rules (GD, heavy ball, Nesterov)
 - :mod:`eoslab.runs` -- the loop that records a trajectory (:func:`run`)
+- :mod:`eoslab.flows` -- continuous-time models (gradient flow), integrated like a run
+- :mod:`eoslab.analysis` -- numbers read off histories (the edge phase, distances)
 - :mod:`eoslab.stability` -- linear stability thresholds, closed form and by experiment
 - :mod:`eoslab.plotting` -- the book's standard figures
 - :mod:`eoslab.widgets` -- slider panels that re-run an experiment (imported on use)
@@ -19,12 +22,12 @@ Examples
 >>> history.loss.shape
 (101,)
 """
-from . import curvature, optim, plotting, problems, stability
+from . import analysis, curvature, data, flows, optim, plotting, problems, stability
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
 from .runs import History, run
 
 __all__ = [
-    "curvature", "optim", "plotting", "problems", "stability",
+    "analysis", "curvature", "data", "flows", "optim", "plotting", "problems", "stability",
     "hessian", "hvp", "sharpness", "top_eigenpairs",
     "History", "run",
 ]
