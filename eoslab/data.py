@@ -80,7 +80,8 @@ def cifar10_data(root, n=5000, *, train=True, download=False):
     from pathlib import Path
 
     n = check_int("n", n, low=1)
-    folder = Path(root) / CIFAR10_FOLDER
+    root = Path(root).expanduser()
+    folder = root / CIFAR10_FOLDER
     names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
     if not (folder / names[0]).exists():
         if not download:

@@ -425,6 +425,7 @@ def cifar10_classification(
     activation="tanh",
     loss="mse",
     *,
+    download=False,
     init_scale=1.0,
     seed=0,
     device=None,
@@ -435,11 +436,12 @@ def cifar10_classification(
     The setup of Cohen et al. (2021): 5,000 images, a fully connected tanh
     network with two hidden layers of 200, MSE on one-hot targets. The data
     are read from ``root`` (see :func:`eoslab.data.cifar10_data`); nothing is
-    downloaded. Sized for a GPU: pass ``device="cuda"``.
+    downloaded unless ``download=True`` (which needs torchvision and a
+    network connection). Sized for a GPU: pass ``device="cuda"``.
     """
     loss = check_choice("loss", loss, LOSSES)
     seed = check_int("seed", seed)
-    X, labels = cifar10_data(root, n)
+    X, labels = cifar10_data(root, n, download=download)
     name = f"CIFAR-10 ({n} examples, {loss}"
     return _classification(X, labels, 10, widths, activation, loss, init_scale, seed, device, dtype, name, 0.01)
 
