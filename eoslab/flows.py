@@ -15,14 +15,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
-
-from ._validation import check_int, check_positive, check_real, check_vector
-from .curvature import top_eigenpairs
-from .problems import Problem
-from .runs import History
+from ._validation import check_positive, check_real
+from .runs import Recorder
 
 __all__ = ["Flow", "GradientFlow", "solve", "rk4_step"]
 
@@ -123,74 +117,25 @@ def solve(
     History
         ``step`` holds the integer times.
     """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
     if not isinstance(flow, Flow):
         raise TypeError(f"flow must be an eoslab Flow, got {type(flow).__name__}")
-    steps = check_int("steps", steps, low=0)
     alpha = check_real("alpha", alpha, low=0.0, high=2.5, low_open=True)
     max_substep = check_real("max_substep", max_substep, low=0.0, high=1.0, low_open=True)
-    measure_every = max(1, steps // 100) if measure_every is None else check_int("measure_every", measure_every, low=1)
-    num_eigs = check_int("num_eigs", num_eigs, low=0, high=problem.num_params)
-    eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
-    divergence_factor = check_positive("divergence_factor", divergence_factor)
-    if save_every is not None:
-        save_every = check_int("save_every", save_every, low=1)
-
-    problem = problem.to(device=device, dtype=dtype)
-    theta = problem.theta0 if theta0 is None else check_vector("theta0", theta0, size=problem.num_params)
-    theta = theta.detach().to(device=problem.device, dtype=problem.dtype).clone()
+    recorder = Recorder(problem, flow, steps, measure_every=measure_every, num_eigs=num_eigs, eig_tol=eig_tol,
+                        save_every=save_every, divergence_factor=divergence_factor, seed=seed,
+                        device=device, dtype=dtype, progress=progress, always_measure=True)
+    problem = recorder.problem
+    theta = recorder.start(theta0)
     velocity = lambda th: flow.velocity(problem, th)  # noqa: E731
-
-    losses, grad_norms, eig_steps, eigs, products = [], [], [], [], []
-    snap_steps, snaps = [], []
-    vectors, diverged_at, limit, substep = None, None, None, max_substep
-    bar = tqdm(total=steps, disable=not progress, desc=flow.label, leave=False)
-    for t in range(steps + 1):
+    substep = max_substep
+    for t in range(recorder.steps + 1):
         loss, grad = problem.value_and_grad(theta)
-        loss_value = float(loss)
-        if limit is None:
-            limit = divergence_factor * max(abs(loss_value), 1e-30)
-        if not math.isfinite(loss_value) or loss_value > limit or not bool(torch.isfinite(theta).all()):
-            diverged_at = t
+        if not recorder.record(t, theta, loss, grad) or t == recorder.steps:
             break
-        losses.append(loss_value)
-        grad_norms.append(float(grad.norm()))
-        if save_every is not None and t % save_every == 0:
-            snap_steps.append(t)
-            snaps.append(theta.detach().cpu().clone())
-        if t % measure_every == 0 or t == steps:
-            result = top_eigenpairs(problem, theta, k=max(num_eigs, 1), tol=eig_tol, init=vectors, seed=seed)
-            vectors = result.vectors
-            top = float(result.values[0])
+        if recorder.sharpness is not None and t % recorder.measure_every == 0:
+            top = recorder.sharpness
             substep = min(alpha / (flow.lr * top), max_substep) if top > 0 else max_substep
-            if num_eigs:
-                eig_steps.append(t)
-                eigs.append(result.values.detach().cpu().numpy())
-                products.append(result.num_products)
-            bar.set_postfix(loss=f"{loss_value:.3g}", sharpness=f"{top:.3g}", refresh=False)
-        if t == steps:
-            break
         n_sub = max(1, math.ceil(1.0 / substep - 1e-9))
         for _ in range(n_sub):  # equal substeps that land exactly on the next integer time
             theta = rk4_step(velocity, theta, 1.0 / n_sub)
-        bar.update(1)
-    bar.close()
-
-    return History(
-        step=np.arange(len(losses)),
-        loss=np.asarray(losses, dtype=float),
-        grad_norm=np.asarray(grad_norms, dtype=float),
-        eig_step=np.asarray(eig_steps, dtype=int),
-        eigenvalues=np.asarray(eigs, dtype=float).reshape(len(eig_steps), num_eigs),
-        full_loss=np.asarray(losses, dtype=float)[np.asarray(eig_steps, dtype=int)] if eig_steps else np.zeros(0),
-        eig_products=np.asarray(products, dtype=int),
-        diverged_at=diverged_at,
-        theta=theta if diverged_at is None else (snaps[-1] if snaps else theta),
-        lr=flow.lr,
-        threshold=flow.threshold,
-        label=flow.label,
-        problem_name=problem.name,
-        snapshot_step=np.asarray(snap_steps, dtype=int),
-        snapshots=torch.stack(snaps) if snaps else None,
-    )
+    return recorder.history()

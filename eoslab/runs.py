@@ -176,88 +176,123 @@ def run(
     >>> h.diverged_at is not None
     True
     """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be an eoslab Optimizer, got {type(optimizer).__name__}")
-    steps = check_int("steps", steps, low=0)
-    measure_every = max(1, steps // 100) if measure_every is None else check_int("measure_every", measure_every, low=1)
-    num_eigs = check_int("num_eigs", num_eigs, low=0, high=problem.num_params)
-    eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
-    divergence_factor = check_positive("divergence_factor", divergence_factor)
-    seed = check_int("seed", seed)
+    recorder = Recorder(problem, optimizer, steps, measure_every=measure_every, num_eigs=num_eigs, eig_tol=eig_tol,
+                        save_every=save_every, divergence_factor=divergence_factor, seed=seed,
+                        device=device, dtype=dtype, progress=progress)
+    problem, steps = recorder.problem, recorder.steps
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1, high=problem.num_examples)
-    if save_every is not None:
-        save_every = check_int("save_every", save_every, low=1)
-
-    problem = problem.to(device=device, dtype=dtype)
-    theta = problem.theta0 if theta0 is None else check_vector("theta0", theta0, size=problem.num_params)
-    theta = theta.detach().to(device=problem.device, dtype=problem.dtype).clone()
+    theta = recorder.start(theta0)
     sampler = None
     if batch_size is not None and batch_size < problem.num_examples:
-        sampler = _BatchSampler(problem.num_examples, batch_size, replacement, seed, problem.device)
+        sampler = _BatchSampler(problem.num_examples, batch_size, replacement, recorder.seed, problem.device)
 
-    losses, grad_norms = [], []
-    eig_steps, eigs, full_losses, products = [], [], [], []
-    snap_steps, snaps = [], []
     state = optimizer.init(theta)
-    vectors = None
-    diverged_at = None
-    limit = None
-    bar = tqdm(total=steps, disable=not progress, desc=optimizer.label, leave=False)
     for t in range(steps + 1):
         batch = sampler() if sampler is not None else None
         loss_fn = problem if batch is None else (lambda th, b=batch: problem.loss(th, b))
         loss, grad = problem.value_and_grad(theta, batch)
-        loss_value = float(loss)
-        if limit is None:
-            limit = divergence_factor * max(abs(loss_value), 1e-30)
-        if not math.isfinite(loss_value) or loss_value > limit or not bool(torch.isfinite(grad).all()):
-            diverged_at = t
-            break
-        losses.append(loss_value)
-        grad_norms.append(float(grad.norm()))
-        if save_every is not None and t % save_every == 0:
-            snap_steps.append(t)
-            snaps.append(theta.detach().cpu().clone())
-        if num_eigs and (t % measure_every == 0 or t == steps):
-            result = top_eigenpairs(problem, theta, k=num_eigs, tol=eig_tol, init=vectors, seed=seed)
-            vectors = result.vectors
-            eig_steps.append(t)
-            eigs.append(result.values.detach().cpu().numpy())
-            products.append(result.num_products)
-            full_losses.append(loss_value if batch is None else float(problem.loss(theta.detach())))
-            bar.set_postfix(loss=f"{loss_value:.3g}", sharpness=f"{float(result.values[0]):.3g}", refresh=False)
-        if t == steps:
+        if not recorder.record(t, theta, loss, grad, full_batch=batch is None) or t == steps:
             break
         theta, state = optimizer.update(theta, grad, state, loss=loss, loss_fn=loss_fn)
         theta = theta.detach()
-        bar.update(1)
-    bar.close()
-
-    last = len(losses)
-    return History(
-        step=np.arange(last),
-        loss=np.asarray(losses, dtype=float),
-        grad_norm=np.asarray(grad_norms, dtype=float),
-        eig_step=np.asarray(eig_steps, dtype=int),
-        eigenvalues=np.asarray(eigs, dtype=float).reshape(len(eig_steps), num_eigs),
-        full_loss=np.asarray(full_losses, dtype=float),
-        eig_products=np.asarray(products, dtype=int),
-        diverged_at=diverged_at,
-        theta=theta if diverged_at is None else _last_finite(theta, snaps),
-        lr=optimizer.lr,
-        threshold=optimizer.threshold,
-        label=optimizer.label,
-        problem_name=problem.name,
-        batch_size=batch_size,
-        snapshot_step=np.asarray(snap_steps, dtype=int),
-        snapshots=torch.stack(snaps) if snaps else None,
-    )
+    return recorder.history(batch_size=batch_size)
 
 
-def _last_finite(theta, snaps):
-    if bool(torch.isfinite(theta).all()):
-        return theta
-    return snaps[-1] if snaps else theta
+class Recorder:
+    """The bookkeeping shared by every loop that records a trajectory.
+
+    Validates the recording arguments, moves the problem, and at each
+    integer time records the loss and gradient norm, saves snapshots,
+    measures the top eigenvalues (warm-started) on schedule and detects
+    divergence; :meth:`history` then builds the :class:`History`. Used by
+    :func:`run` and :func:`eoslab.flows.solve`.
+
+    ``always_measure`` makes the recorder measure the sharpness on schedule
+    even with ``num_eigs=0`` (flows use it to adapt their step), without
+    recording it.
+    """
+
+    def __init__(self, problem, method, steps, *, measure_every, num_eigs, eig_tol, save_every, divergence_factor,
+                 seed, device, dtype, progress, always_measure=False):
+        if not isinstance(problem, Problem):
+            raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
+        self.steps = check_int("steps", steps, low=0)
+        self.measure_every = (max(1, self.steps // 100) if measure_every is None
+                              else check_int("measure_every", measure_every, low=1))
+        self.num_eigs = check_int("num_eigs", num_eigs, low=0, high=problem.num_params)
+        self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.divergence_factor = check_positive("divergence_factor", divergence_factor)
+        self.seed = check_int("seed", seed)
+        self.save_every = None if save_every is None else check_int("save_every", save_every, low=1)
+        self.always_measure = always_measure
+        self.problem = problem.to(device=device, dtype=dtype)
+        self.method = method
+        self.losses, self.grad_norms = [], []
+        self.eig_steps, self.eigs, self.full_losses, self.products = [], [], [], []
+        self.snap_steps, self.snaps = [], []
+        self.vectors, self.sharpness, self.diverged_at, self.limit = None, None, None, None
+        self.theta = None
+        self.bar = tqdm(total=self.steps, disable=not progress, desc=method.label, leave=False)
+
+    def start(self, theta0=None):
+        """The starting point: ``theta0`` if given, else the problem's, on its device and dtype."""
+        p = self.problem
+        theta = p.theta0 if theta0 is None else check_vector("theta0", theta0, size=p.num_params)
+        return theta.detach().to(device=p.device, dtype=p.dtype).clone()
+
+    def record(self, t, theta, loss, grad, *, full_batch=True):
+        """Record time ``t``; return ``False`` (and stop the bar) if the run has diverged."""
+        loss_value = float(loss)
+        if self.limit is None:
+            self.limit = self.divergence_factor * max(abs(loss_value), 1e-30)
+        finite = bool(torch.isfinite(grad).all()) and bool(torch.isfinite(theta).all())
+        if not math.isfinite(loss_value) or loss_value > self.limit or not finite:
+            self.diverged_at = t
+            self.bar.close()
+            return False
+        self.theta = theta
+        self.losses.append(loss_value)
+        self.grad_norms.append(float(grad.norm()))
+        if self.save_every is not None and t % self.save_every == 0:
+            self.snap_steps.append(t)
+            self.snaps.append(theta.detach().cpu().clone())
+        if (self.num_eigs or self.always_measure) and (t % self.measure_every == 0 or t == self.steps):
+            result = top_eigenpairs(self.problem, theta, k=max(self.num_eigs, 1), tol=self.eig_tol,
+                                    init=self.vectors, seed=self.seed)
+            self.vectors = result.vectors
+            self.sharpness = float(result.values[0])
+            if self.num_eigs:
+                self.eig_steps.append(t)
+                self.eigs.append(result.values.detach().cpu().numpy())
+                self.products.append(result.num_products)
+                self.full_losses.append(loss_value if full_batch else float(self.problem.loss(theta.detach())))
+            self.bar.set_postfix(loss=f"{loss_value:.3g}", sharpness=f"{self.sharpness:.3g}", refresh=False)
+        if t == self.steps:
+            self.bar.close()
+        else:
+            self.bar.update(1)
+        return True
+
+    def history(self, batch_size=None):
+        """The :class:`History` of what was recorded."""
+        return History(
+            step=np.arange(len(self.losses)),
+            loss=np.asarray(self.losses, dtype=float),
+            grad_norm=np.asarray(self.grad_norms, dtype=float),
+            eig_step=np.asarray(self.eig_steps, dtype=int),
+            eigenvalues=np.asarray(self.eigs, dtype=float).reshape(len(self.eig_steps), self.num_eigs),
+            full_loss=np.asarray(self.full_losses, dtype=float),
+            eig_products=np.asarray(self.products, dtype=int),
+            diverged_at=self.diverged_at,
+            theta=self.theta if self.theta is not None else self.problem.theta0,
+            lr=self.method.lr,
+            threshold=self.method.threshold,
+            label=self.method.label,
+            problem_name=self.problem.name,
+            batch_size=batch_size,
+            snapshot_step=np.asarray(self.snap_steps, dtype=int),
+            snapshots=torch.stack(self.snaps) if self.snaps else None,
+        )
