@@ -10,7 +10,6 @@ largest (algebraic) eigenvalue of the Hessian.
 """
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 

@@ -26,7 +26,6 @@ import torch
 from ._validation import (
     check_choice,
     check_int,
-    check_positive,
     check_real,
     check_vector,
     resolve_device,
