@@ -17,7 +17,10 @@ import torch
 
 from ._validation import check_int, check_real, check_vector
 
-__all__ = ["HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs"]
+__all__ = [
+    "HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs",
+    "third_derivative", "sharpness_gradient", "TaylorCenter", "taylor_center",
+]
 
 
 def _check_loss(loss):
@@ -298,3 +301,142 @@ def sharpness(loss, theta, *, tol=1e-3, init=None, seed=0):
     A thin wrapper on :func:`top_eigenpairs` with ``k=1``.
     """
     return float(top_eigenpairs(loss, theta, k=1, tol=tol, init=init, seed=seed).values[0])
+
+
+def third_derivative(loss, theta, u, w=None):
+    r"""The vector :math:`\nabla^3 L(\theta)[u, w]`, i.e. :math:`\nabla_\theta\,(u^\top \nabla^2 L(\theta)\, w)`.
+
+    Three nested automatic derivatives: a gradient, a Hessian-vector
+    product along ``w`` and the gradient of ``u · (H w)``, so it costs a few
+    gradients. ``w`` defaults to ``u``.
+
+    Examples
+    --------
+    >>> from eoslab.problems import function_problem
+    >>> f = function_problem(lambda th: th[0] ** 3 + th[0] * th[1] ** 2, torch.tensor([1.0, 2.0]))
+    >>> third_derivative(f, f.theta0, torch.tensor([1.0, 0.0]))  # (∂³f/∂x³, ∂³f/∂x²∂y) = (6, 0)
+    tensor([6., 0.])
+    """
+    _check_loss(loss)
+    check_vector("theta", theta)
+    check_vector("u", u, size=theta.numel())
+    w = u if w is None else check_vector("w", w, size=theta.numel())
+    u = u.detach().to(theta)
+    w = w.detach().to(theta)
+    with torch.enable_grad():
+        th = theta.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(loss(th), th, create_graph=True)
+        (hw,) = torch.autograd.grad(g, th, w, create_graph=True, allow_unused=True)
+        if hw is None or not hw.requires_grad:  # the loss is at most quadratic
+            return torch.zeros_like(th).detach()
+        (d3,) = torch.autograd.grad(hw @ u, th, allow_unused=True)
+    return torch.zeros_like(theta) if d3 is None else d3.detach()
+
+
+def sharpness_gradient(loss, theta, u=None, *, tol=1e-8):
+    r"""The gradient of the sharpness, :math:`\nabla S(\theta) = \nabla^3 L(\theta)[u, u]`.
+
+    For a simple top eigenvalue :math:`S = u^\top H u` with unit
+    eigenvector ``u``, and the Hellmann-Feynman identity says that moving
+    ``u`` does not change :math:`S` to first order, so
+    :math:`\nabla S = \nabla_\theta (u^\top H(\theta) u)` with ``u`` held
+    fixed. The identity fails when the top eigenvalue is repeated.
+
+    Parameters
+    ----------
+    loss : callable
+    theta : torch.Tensor
+    u : torch.Tensor, optional
+        The top unit eigenvector at ``theta``; computed (to ``tol``) if omitted.
+    tol : float
+        Eigen-solver tolerance when ``u`` is computed.
+    """
+    if u is None:
+        u = top_eigenpairs(loss, theta, k=1, tol=tol).vectors[:, 0]
+    return third_derivative(loss, theta, u)
+
+
+@dataclass
+class TaylorCenter:
+    r"""The local quantities of the self-stabilization analysis at a reference point.
+
+    Attributes
+    ----------
+    theta : torch.Tensor
+        The reference point.
+    loss : float
+    grad : torch.Tensor
+        :math:`\nabla L`.
+    sharpness : float
+        :math:`S = \lambda_{\max}(\nabla^2 L)`.
+    u : torch.Tensor
+        Its unit eigenvector.
+    grad_sharpness : torch.Tensor
+        :math:`\nabla S = \nabla^3 L[u, u]`.
+    eig_products : int
+        Hessian-vector products the eigen-solve used.
+
+    Derived (properties): ``grad_sharpness_perp`` :math:`\nabla S_\perp = \nabla S - u(u\cdot\nabla S)`,
+    ``alpha`` :math:`= -\nabla L\cdot\nabla S_\perp` (the rate of progressive
+    sharpening), ``beta`` :math:`= \|\nabla S_\perp\|^2` (the strength of
+    self-stabilization), ``delta`` :math:`= \sqrt{2\alpha/\beta}` (the
+    equilibrium oscillation size; 0 when ``alpha <= 0``).
+    """
+
+    theta: torch.Tensor
+    loss: float
+    grad: torch.Tensor
+    sharpness: float
+    u: torch.Tensor
+    grad_sharpness: torch.Tensor
+    eig_products: int = 0
+
+    @property
+    def grad_sharpness_perp(self):
+        return self.grad_sharpness - self.u * (self.u @ self.grad_sharpness)
+
+    @property
+    def alpha(self):
+        return float(-(self.grad @ self.grad_sharpness_perp))
+
+    @property
+    def beta(self):
+        return float(self.grad_sharpness_perp @ self.grad_sharpness_perp)
+
+    @property
+    def delta(self):
+        beta = self.beta
+        return (2.0 * max(self.alpha, 0.0) / beta) ** 0.5 if beta > 0 else 0.0
+
+    def __repr__(self):
+        return (f"<TaylorCenter loss={self.loss:.4g} S={self.sharpness:.4g} alpha={self.alpha:.3g} "
+                f"beta={self.beta:.3g} delta={self.delta:.3g}>")
+
+
+def taylor_center(loss, theta, u=None, *, tol=1e-6, seed=0):
+    r"""Everything the self-stabilization analysis needs at ``theta``: :class:`TaylorCenter`.
+
+    Computes the loss, gradient, sharpness and its eigenvector (Lanczos,
+    warm-started from ``u`` if given, residual ``tol``), and
+    :math:`\nabla S = \nabla^3 L[u, u]`. The eigenvector's sign is chosen
+    to agree with ``u`` (``u·u_new >= 0``) so that displacements measured
+    along it keep their sign from one step to the next.
+
+    Examples
+    --------
+    >>> from eoslab.problems import function_problem
+    >>> f = function_problem(lambda th: 0.5 * (1 + th[1] ** 2) * th[0] ** 2 + th[1], torch.tensor([0.0, 1.0]),
+    ...                      dtype="float64")
+    >>> c = taylor_center(f, f.theta0)
+    >>> round(c.sharpness, 6), [round(float(g), 6) + 0.0 for g in c.grad_sharpness]
+    (2.0, [0.0, 2.0])
+    """
+    check_vector("theta", theta)
+    tol = check_real("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    op = HessianOperator(loss, theta)
+    eig = top_eigenpairs(loss, theta, k=1, tol=tol, init=u, seed=seed, operator=op)
+    v = eig.vectors[:, 0]
+    if u is not None and float(v @ u.to(v)) < 0:
+        v = -v
+    return TaylorCenter(theta=theta.detach(), loss=float(op.value), grad=op.gradient, sharpness=float(eig.values[0]),
+                        u=v, grad_sharpness=third_derivative(loss, theta, v), eig_products=eig.num_products)
