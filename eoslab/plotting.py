@@ -5,9 +5,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["plot_history", "plot_contour_paths", "COLORS"]
+__all__ = ["COLORS", "STAGE_COLORS", "plot_contour_paths", "plot_history", "plot_lockstep", "plot_two_variable"]
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+#: Background colours of the four stages of self-stabilization (see :mod:`eoslab.self_stabilization`).
+STAGE_COLORS = {1: "#dce8f7", 2: "#fbe0cc", 3: "#d9efd5", 4: "#eadcf2"}
 
 
 def _as_list(histories):
@@ -123,3 +126,98 @@ def plot_contour_paths(loss, paths, *, xlim, ylim, ax=None, levels=20, labels=No
     if any(labels):
         ax.legend(fontsize=8, loc="upper right")
     return ax
+
+
+def _shade_stages(ax, steps, stage):
+    """Shade each stretch of constant stage; return legend handles, one per stage present."""
+    from matplotlib.patches import Patch
+
+    from .self_stabilization import STAGE_NAMES
+
+    change = np.flatnonzero(np.diff(stage)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(stage)]])
+    for a, b in zip(starts, ends):
+        right = steps[b] if b < len(steps) else steps[-1] + 1
+        ax.axvspan(steps[a], right, color=STAGE_COLORS[int(stage[a])], lw=0, zorder=0)
+    return [Patch(color=STAGE_COLORS[k], label=f"{k}: {STAGE_NAMES[k]}") for k in sorted(set(stage.tolist()))]
+
+
+def plot_two_variable(traj, *, axes=None, title=None):
+    r"""A run of the two-variable model: :math:`|x_t|` (log scale, left) and
+    :math:`y_t = S_t - 2/\eta` (right), on the four stages shaded in the background.
+
+    The equilibrium :math:`|x| = \delta = \sqrt{2\alpha/\beta}` and :math:`y = 0`
+    are dashed. Returns the figure.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    ax_x, ax_y = axes
+    steps = traj.step
+    handles = _shade_stages(ax_x, steps, traj.stage)
+    _shade_stages(ax_y, steps, traj.stage)
+    ax_x.semilogy(steps, np.abs(traj.x), color="k", lw=1)
+    ax_x.axhline(traj.delta, color=COLORS[3], ls="--", lw=1.2, label=r"$\delta = \sqrt{2\alpha/\beta}$")
+    ax_x.set(xlabel="step $t$", ylabel="$|x_t|$")
+    ax_y.plot(steps, traj.y, color="k", lw=1)
+    ax_y.axhline(0.0, color=COLORS[3], ls="--", lw=1.2)
+    ax_y.set(xlabel="step $t$", ylabel=r"$y_t = S_t - 2/\eta$")
+    ax_x.legend(handles=[*handles, *ax_x.get_legend_handles_labels()[0]], fontsize=7, loc="lower right")
+    if traj.diverged_at is not None:
+        ax_x.set_title(f"diverged at step {traj.diverged_at}", color="#b00", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_lockstep(lock, *, axes=None, title=None, stop=None):
+    r"""GD, gradient flow, the constrained trajectory and the predicted dynamics side by side.
+
+    Four panels, from a :class:`~eoslab.self_stabilization.Lockstep`: (a)
+    the oscillation :math:`|x_t|` of GD and of the prediction, with
+    :math:`\delta_t`; (b) the sharpness of all four, with :math:`2/\eta`;
+    (c) the loss of all four; (d) the distance from GD to the constrained
+    trajectory and to gradient flow. ``stop`` limits the steps drawn.
+    Returns the figure.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+        axes = axes.ravel()
+    else:
+        fig = axes[0].figure
+    ax_x, ax_s, ax_l, ax_d = axes
+    n = len(lock.step) if stop is None else min(int(stop) + 1, len(lock.step))
+    t = lock.step[:n]
+    gd, pred, dag, gf = COLORS[0], COLORS[1], "k", COLORS[2]
+    ax_x.semilogy(t, np.abs(lock.gd_x[:n]), color=gd, lw=1.2, label="GD")
+    ax_x.semilogy(t, np.abs(lock.pred_x[:n]), color=pred, lw=1.2, ls="--", label="predicted")
+    ax_x.semilogy(t, lock.delta[:n], color=COLORS[3], lw=1, ls=":", label=r"$\delta_t$")
+    ax_x.set(xlabel="step after the edge", ylabel=r"$|x_t| = |u^\dagger\cdot(\theta_t - \theta_t^\dagger)|$",
+             title="(a) oscillation along the top eigenvector")
+    ax_s.plot(t, lock.gd_sharpness[:n], color=gd, lw=1.2, label="GD")
+    ax_s.plot(t, lock.pred_sharpness[:n], color=pred, lw=1.2, ls="--", label="predicted")
+    ax_s.plot(t, lock.dagger_sharpness[:n], color=dag, lw=1, label=r"constrained $\theta^\dagger$")
+    if np.isfinite(lock.gf_sharpness).any():
+        ax_s.plot(t, lock.gf_sharpness[:n], color=gf, lw=1, alpha=0.8, label="gradient flow")
+    ax_s.axhline(lock.threshold, color="0.5", ls="--", lw=1, label=r"$2/\eta$")
+    ax_s.set(xlabel="step after the edge", ylabel="sharpness", title="(b) sharpness")
+    ax_l.plot(t, lock.gd_loss[:n], color=gd, lw=1.2, label="GD")
+    ax_l.plot(t, lock.pred_loss[:n], color=pred, lw=1.2, ls="--", label="predicted")
+    ax_l.plot(t, lock.dagger_loss[:n], color=dag, lw=1, label=r"constrained $\theta^\dagger$")
+    if np.isfinite(lock.gf_loss).any():
+        ax_l.plot(t, lock.gf_loss[:n], color=gf, lw=1, alpha=0.8, label="gradient flow")
+    ax_l.set(xlabel="step after the edge", ylabel="training loss", title="(c) loss")
+    ax_d.semilogy(t, lock.gd_dist[:n], color=dag, lw=1.2, label=r"$\|\theta_t - \theta_t^\dagger\|$")
+    if np.isfinite(lock.gd_gf_dist).any():
+        ax_d.semilogy(t, np.maximum(lock.gd_gf_dist[:n], 1e-12), color=gf, lw=1.2,
+                      label=r"$\|\theta_t - \theta^{\mathrm{GF}}_t\|$")
+    ax_d.set(xlabel="step after the edge", ylabel="distance from GD", title="(d) where GD is")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    if lock.diverged_at is not None:
+        ax_x.set_title(f"diverged at step {lock.diverged_at}", color="#b00")
+    if title:
+        fig.suptitle(title)
+    return fig

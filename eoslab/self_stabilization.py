@@ -105,6 +105,10 @@ class TwoVariableTrajectory:
     def step(self):
         return np.arange(len(self.x))
 
+    @property
+    def label(self):
+        return f"two-variable model (lr={self.lr:g}, alpha={self.alpha:g}, beta={self.beta:g})"
+
     def stage_starts(self):
         """``(step, stage)`` for each step at which the stage changes (and step 0)."""
         change = np.flatnonzero(np.diff(self.stage)) + 1

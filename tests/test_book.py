@@ -24,6 +24,7 @@ EXPECTED_PAGES = [
     "chapters/00_introduction.html",
     "chapters/01_quadratic_gd.html",
     "chapters/02_edge_of_stability.html",
+    "chapters/03_self_stabilization.html",
     "chapters/references.html",
 ]
 

@@ -1,4 +1,5 @@
 """Figures and slider panels: the threshold line, the divergence message, invalid settings."""
+import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 
@@ -52,3 +53,35 @@ def test_panel_needs_sliders():
         slider_panel(lambda lr: None)
     with pytest.raises(ValueError, match="lr"):
         slider_panel(lambda lr: None, lr=(1, 2))
+
+
+def test_plot_two_variable_shades_every_stage_and_marks_divergence():
+    from eoslab.plotting import STAGE_COLORS, plot_two_variable
+    from eoslab.self_stabilization import two_variable_model
+
+    fig = plot_two_variable(two_variable_model(0.01, 1.0, 1.0, 3000))
+    ax_x, ax_y = fig.axes
+    labels = ax_x.get_legend().get_texts()
+    assert [t.get_text()[0] for t in labels[:4]] == ["1", "2", "3", "4"]
+    assert len(ax_x.patches) >= 8 and {p.get_facecolor()[:3] for p in ax_x.patches} == {
+        matplotlib.colors.to_rgb(c) for c in STAGE_COLORS.values()}
+    plt.close(fig)
+    fig = plot_two_variable(two_variable_model(1.5, 5.0, 1e-6, 500, y0=1.0))
+    assert "diverged" in fig.axes[0].get_title()
+    plt.close(fig)
+
+
+def test_plot_lockstep_draws_four_panels():
+    import numpy as np
+
+    from eoslab.plotting import plot_lockstep
+    from eoslab.self_stabilization import Lockstep
+
+    n = 5
+    z = np.linspace(0.1, 0.5, n)
+    fields = {k: z for k in Lockstep.__dataclass_fields__ if k not in ("step", "lr", "diverged_at")}
+    lock = Lockstep(step=np.arange(n), lr=0.3, **fields)
+    fig = plot_lockstep(lock, stop=3)
+    assert len(fig.axes) == 4
+    assert len(fig.axes[1].lines[0].get_xdata()) == 4
+    plt.close(fig)
