@@ -10,15 +10,6 @@ from eoslab.problems import Supervised, chebyshev_regression, quadratic
 from conftest import random_orthogonal
 
 
-@pytest.fixture
-def tiny_mlp():
-    """A random tanh MLP on random data, small enough for a dense Hessian (P = 57)."""
-    g = torch.Generator().manual_seed(0)
-    model = MLP([3, 6, 4, 1], activation="tanh")
-    X = torch.randn(12, 3, generator=g, dtype=torch.float64)
-    Y = torch.randn(12, 1, generator=g, dtype=torch.float64)
-    theta0 = model.init(g, dtype=torch.float64)
-    return Supervised(model, X, Y, "mse", theta0, name="tiny")
 
 
 def test_hvp_matches_dense_hessian(tiny_mlp):

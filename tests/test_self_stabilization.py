@@ -10,18 +10,9 @@ import torch
 from eoslab import hessian
 from eoslab import self_stabilization as ss
 from eoslab.curvature import sharpness_gradient, taylor_center, third_derivative
-from eoslab.models import MLP
-from eoslab.problems import Supervised, chebyshev_regression, function_problem, quadratic
+from eoslab.problems import chebyshev_regression, function_problem, quadratic
 
 
-@pytest.fixture
-def tiny_net():
-    """A random tanh MLP (P = 57), float64, small enough for dense Hessians."""
-    g = torch.Generator().manual_seed(0)
-    model = MLP([3, 6, 4, 1], activation="tanh")
-    X = torch.randn(12, 3, generator=g, dtype=torch.float64)
-    Y = torch.randn(12, 1, generator=g, dtype=torch.float64)
-    return Supervised(model, X, Y, "mse", model.init(g, dtype=torch.float64), name="tiny")
 
 
 def dense_sharpness(loss, theta):
@@ -29,37 +20,37 @@ def dense_sharpness(loss, theta):
 
 
 # -- third derivatives ---------------------------------------------------------
-def test_sharpness_gradient_matches_finite_difference_of_dense_sharpness(tiny_net):
-    theta = tiny_net.theta0
-    grad_s = sharpness_gradient(tiny_net, theta)
+def test_sharpness_gradient_matches_finite_difference_of_dense_sharpness(tiny_mlp):
+    theta = tiny_mlp.theta0
+    grad_s = sharpness_gradient(tiny_mlp, theta)
     g = torch.Generator().manual_seed(3)
     eps = 1e-5
     errors = []
     for _ in range(3):
         d = torch.randn(theta.numel(), generator=g, dtype=torch.float64)
         d /= d.norm()
-        fd = (dense_sharpness(tiny_net, theta + eps * d) - dense_sharpness(tiny_net, theta - eps * d)) / (2 * eps)
+        fd = (dense_sharpness(tiny_mlp, theta + eps * d) - dense_sharpness(tiny_mlp, theta - eps * d)) / (2 * eps)
         errors.append(abs(float(grad_s @ d) - fd) / abs(fd))
     assert max(errors) < 1e-3, errors
     # the whole vector, coordinate by coordinate, on a few coordinates
     for i in (0, 20, 56):
         e = torch.zeros_like(theta)
         e[i] = eps
-        fd = (dense_sharpness(tiny_net, theta + e) - dense_sharpness(tiny_net, theta - e)) / (2 * eps)
+        fd = (dense_sharpness(tiny_mlp, theta + e) - dense_sharpness(tiny_mlp, theta - e)) / (2 * eps)
         assert abs(float(grad_s[i]) - fd) <= 1e-3 * grad_s.norm()
 
 
-def test_third_derivative_matches_finite_difference_of_hessian_and_is_symmetric(tiny_net):
-    theta = tiny_net.theta0
+def test_third_derivative_matches_finite_difference_of_hessian_and_is_symmetric(tiny_mlp):
+    theta = tiny_mlp.theta0
     g = torch.Generator().manual_seed(4)
     u, w, d = (torch.randn(theta.numel(), generator=g, dtype=torch.float64) for _ in range(3))
     eps = 1e-5
-    H_plus = hessian(tiny_net, theta + eps * d)
-    H_minus = hessian(tiny_net, theta - eps * d)
+    H_plus = hessian(tiny_mlp, theta + eps * d)
+    H_minus = hessian(tiny_mlp, theta - eps * d)
     fd = float(u @ ((H_plus - H_minus) / (2 * eps)) @ w)
-    t_uw = third_derivative(tiny_net, theta, u, w)
+    t_uw = third_derivative(tiny_mlp, theta, u, w)
     assert float(t_uw @ d) == pytest.approx(fd, rel=1e-6)
-    torch.testing.assert_close(t_uw, third_derivative(tiny_net, theta, w, u), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(t_uw, third_derivative(tiny_mlp, theta, w, u), rtol=1e-10, atol=1e-12)
 
 
 def test_third_derivative_of_a_quadratic_is_zero():
@@ -83,9 +74,9 @@ def test_taylor_center_constants_on_an_explicit_toy():
     assert float(taylor_center(f, f.theta0, u=torch.tensor([-1.0, 0.0], dtype=torch.float64)).u[0]) < 0
 
 
-def test_taylor_center_sign_alignment_keeps_u_continuous(tiny_net):
-    c0 = taylor_center(tiny_net, tiny_net.theta0, tol=1e-8)
-    c1 = taylor_center(tiny_net, tiny_net.theta0 - 1e-3 * c0.grad, u=-c0.u, tol=1e-8)
+def test_taylor_center_sign_alignment_keeps_u_continuous(tiny_mlp):
+    c0 = taylor_center(tiny_mlp, tiny_mlp.theta0, tol=1e-8)
+    c1 = taylor_center(tiny_mlp, tiny_mlp.theta0 - 1e-3 * c0.grad, u=-c0.u, tol=1e-8)
     assert float(c1.u @ c0.u) < -0.99
 
 
