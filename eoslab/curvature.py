@@ -121,7 +121,10 @@ def hessian(loss, theta, *, max_params=20_000):
     if theta.numel() > max_params:
         raise ValueError(f"theta has {theta.numel()} entries, more than max_params={max_params}: "
                          "use hvp or top_eigenpairs for large models")
-    H = torch.autograd.functional.hessian(loss, theta.detach())
+    try:  # all P Hessian-vector products at once, through vmap
+        H = torch.autograd.functional.hessian(loss, theta.detach(), vectorize=True)
+    except RuntimeError:  # losses that vmap cannot batch
+        H = torch.autograd.functional.hessian(loss, theta.detach())
     return 0.5 * (H + H.T)
 
 

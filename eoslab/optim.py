@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_beta, check_positive
+import math
 
-__all__ = ["Optimizer", "GD", "HeavyBall", "Nesterov"]
+from ._validation import check_beta, check_positive, check_real
+
+__all__ = ["DAL", "GD", "HeavyBall", "Nesterov", "Optimizer"]
 
 
 class Optimizer:
@@ -37,6 +39,10 @@ class Optimizer:
         :func:`eoslab.run`.
         """
         raise NotImplementedError
+
+    def step_size(self, state):
+        """The step size the last update took (``lr`` for fixed-step rules); :func:`eoslab.run` records it."""
+        return self.lr
 
     @property
     def threshold(self):
@@ -121,3 +127,70 @@ class Nesterov(HeavyBall):
     @property
     def threshold(self):
         return (2.0 + 2.0 * self.beta) / (self.lr * (1.0 + 2.0 * self.beta))
+
+
+class DAL(Optimizer):
+    r"""Gradient descent with the drift-adjusted learning rate of Rosca et al. (2023).
+
+    With :math:`g = \nabla L(\theta)`, each step uses
+
+    .. math::
+        \eta_t = \min\!\left(\frac{2}{(\|Hg\| / \|g\|)^p},\ c_{\max}\right),
+        \qquad \theta \leftarrow \theta - \eta_t\, g .
+
+    :math:`\|Hg\|/\|g\|` is the curvature the gradient sees; with ``p = 1``
+    the step is the stability limit along the gradient. ``p = 0`` is plain
+    GD with step ``lr`` (the authors' convention; ``lr`` is used only then).
+    Larger ``p`` trades speed for stability. Each step costs one extra
+    Hessian-vector product.
+
+    Parameters
+    ----------
+    lr : float
+        Step size for ``p = 0``.
+    p : float
+        The power, >= 0.
+    max_scale : float
+        The cap :math:`c_{\max}` on the step size (the authors use 5).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from eoslab.problems import quadratic
+    >>> q = quadratic([4.0, 1.0], x0=[1.0, 0.0])   # g along the eigenvalue 4: ||Hg||/||g|| = 4
+    >>> theta, step = DAL(lr=0.1, p=1).update(q.theta0, q.A @ q.theta0, None, loss_fn=q)
+    >>> step
+    0.5
+    """
+
+    def __init__(self, lr, p=1.0, max_scale=5.0):
+        super().__init__(lr)
+        self.p = check_real("p", p, low=0.0)
+        self.max_scale = check_positive("max_scale", max_scale)
+
+    def init(self, theta):
+        return self.lr if self.p == 0 else math.nan
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        if self.p == 0:
+            return theta - self.lr * grad, self.lr
+        if loss_fn is None:
+            raise ValueError("DAL with p > 0 needs loss_fn, the loss being minimized, for its Hessian-vector product")
+        from .curvature import hvp
+
+        g_norm = float(grad.norm())
+        curvature = float(hvp(loss_fn, theta, grad).norm()) / g_norm if g_norm > 0 else 0.0
+        step = self.max_scale if curvature == 0 else min(2.0 / curvature**self.p, self.max_scale)
+        return theta - step * grad, step
+
+    def step_size(self, state):
+        return state
+
+    @property
+    def threshold(self):
+        """``2/lr`` for ``p = 0``; with ``p > 0`` the step adapts and there is no fixed threshold (NaN)."""
+        return 2.0 / self.lr if self.p == 0 else math.nan
+
+    @property
+    def label(self):
+        return f"GD (lr={self.lr:g})" if self.p == 0 else f"DAL (p={self.p:g})"

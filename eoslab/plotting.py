@@ -66,7 +66,8 @@ def plot_history(histories, *, labels=None, all_eigenvalues=False, log_loss=True
                 ax_sharp.plot(h.eig_step, eigs[:, j], color=color, lw=1.4 if j == 0 else 0.9,
                               marker="o" if len(h.eig_step) < 3 else None,  # keep short runs visible
                               alpha=1.0 if j == 0 else 0.55, label=label if j == 0 else None)
-        ax_sharp.axhline(h.threshold, color=color, ls="--", lw=1)
+        if np.isfinite(h.threshold):  # adaptive step sizes have no fixed threshold
+            ax_sharp.axhline(h.threshold, color=color, ls="--", lw=1)
     if log_loss:
         ax_loss.set_yscale("log")
     ax_loss.set_xlabel("step")

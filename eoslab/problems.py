@@ -73,6 +73,12 @@ class Problem:
             (grad,) = torch.autograd.grad(value, theta)
         return value.detach(), grad
 
+    def hessian(self, theta):
+        """The dense Hessian at ``theta`` (for small problems; see :func:`eoslab.curvature.hessian`)."""
+        from .curvature import hessian
+
+        return hessian(self, theta)
+
     def predict(self, theta, inputs=None):
         """Model output; only problems with a model define it."""
         raise NotImplementedError(f"{type(self).__name__} has no model output to predict")
@@ -151,6 +157,10 @@ class Quadratic(Problem):
         theta = theta.detach()
         grad = self.A @ theta
         return 0.5 * theta @ grad, grad
+
+    def hessian(self, theta):
+        """``A``, the Hessian everywhere."""
+        return self.A
 
     @property
     def sharpness(self):

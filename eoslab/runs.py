@@ -42,6 +42,10 @@ class History:
         The last finite iterate.
     snapshot_step, snapshots :
         Steps and parameter vectors saved every ``save_every`` steps.
+    step_size : ndarray
+        The step size of each update (``step_size[t]`` took ``theta_t`` to
+        ``theta_{t+1}``): constant for GD, adaptive for :class:`~eoslab.optim.DAL`.
+        Empty for flows.
     lr, threshold, label :
         The optimizer's step size, stability threshold (``2/η`` for GD) and name.
     """
@@ -62,6 +66,7 @@ class History:
     batch_size: int | None = None
     snapshot_step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     snapshots: torch.Tensor | None = None
+    step_size: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def sharpness(self):
@@ -80,7 +85,9 @@ class History:
             return f"{self.label}: diverged at step {self.diverged_at}"
         text = f"{self.label}: {int(self.step[-1])} steps, final loss {self.loss[-1]:.4g}"
         if self.sharpness.size:
-            text += f", sharpness {self.sharpness[-1]:.4g} (threshold {self.threshold:.4g})"
+            text += f", sharpness {self.sharpness[-1]:.4g}"
+            if math.isfinite(self.threshold):
+                text += f" (threshold {self.threshold:.4g})"
         return text
 
     def __repr__(self):
@@ -198,6 +205,7 @@ def run(
             break
         theta, state = optimizer.update(theta, grad, state, loss=loss, loss_fn=loss_fn)
         theta = theta.detach()
+        recorder.step_sizes.append(float(optimizer.step_size(state)))
     return recorder.history(batch_size=batch_size)
 
 
@@ -233,6 +241,7 @@ class Recorder:
         self.losses, self.grad_norms = [], []
         self.eig_steps, self.eigs, self.full_losses, self.products = [], [], [], []
         self.snap_steps, self.snaps = [], []
+        self.step_sizes = []
         self.vectors, self.sharpness, self.diverged_at, self.limit = None, None, None, None
         self.theta = None
         self.bar = tqdm(total=self.steps, disable=not progress, desc=method.label, leave=False)
@@ -295,4 +304,5 @@ class Recorder:
             batch_size=batch_size,
             snapshot_step=np.asarray(self.snap_steps, dtype=int),
             snapshots=torch.stack(self.snaps) if self.snaps else None,
+            step_size=np.asarray(self.step_sizes, dtype=float),
         )
