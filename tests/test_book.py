@@ -25,6 +25,7 @@ EXPECTED_PAGES = [
     "chapters/01_quadratic_gd.html",
     "chapters/02_edge_of_stability.html",
     "chapters/03_self_stabilization.html",
+    "chapters/04_principal_flow.html",
     "chapters/references.html",
 ]
 
