@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EdgeSummary", "edge_summary", "distance_by_time"]
+__all__ = ["EdgeSummary", "distance_by_time", "edge_summary", "midpoints", "tracking_error"]
 
 
 @dataclass
@@ -79,3 +79,30 @@ def distance_by_time(a, b):
     ia = np.flatnonzero(match)
     diff = a.snapshots[ia].double() - b.snapshots[ib[ia]].double()
     return ta[ia], diff.norm(dim=1).numpy()
+
+
+def midpoints(history):
+    r"""GD's iterates with the period-two oscillation averaged out: :math:`(\theta_{t-1} + 2\theta_t + \theta_{t+1})/4`.
+
+    For steps ``1..T-1`` of a history saved at every step (``save_every=1``);
+    returns a tensor of shape ``(T - 1, P)``. On a period-two orbit
+    :math:`x \pm a u` the midpoint is exactly ``x``.
+    """
+    if history.snapshots is None or len(history.snapshot_step) < 3 or np.any(np.diff(history.snapshot_step) != 1):
+        raise ValueError("midpoints need parameters saved at every step: run with save_every=1 and at least 2 steps")
+    s = history.snapshots.double()
+    return (s[:-2] + 2 * s[1:-1] + s[2:]) / 4
+
+
+def tracking_error(model, gd, horizons=None):
+    r"""``‖θ_model(t) − midpoint_GD(t)‖`` at every step ``1..T-1`` (or at ``horizons``).
+
+    Both histories need snapshots at every step from the same start (as
+    :func:`eoslab.flows.compare` makes them).
+    """
+    mid = midpoints(gd)
+    n = min(len(mid), len(model.snapshots) - 2)
+    error = (model.snapshots[1 : n + 1].double() - mid[:n]).norm(dim=1).numpy()
+    if horizons is None:
+        return error
+    return np.array([error[h - 1] if 0 < h <= n else np.nan for h in horizons])

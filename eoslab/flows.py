@@ -17,17 +17,33 @@ flows from one start, so that any two can be drawn by one
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._validation import check_int, check_positive, check_real, check_vector
-from .curvature import HessianOperator, hessian
+from .curvature import HessianOperator, hessian, hvp, third_derivative, top_eigenpairs
 from .runs import Recorder
 
 __all__ = [
-    "Flow", "GradientFlow", "IGRFlow", "PrincipalFlow",
-    "gradient_flow", "igr_flow", "principal_flow", "principal_coefficients",
-    "solve", "compare", "rk4_step",
+    "CentralFlow",
+    "EdgeFlow",
+    "EdgeState",
+    "Flow",
+    "GradientFlow",
+    "IGRFlow",
+    "PrincipalFlow",
+    "central_flow",
+    "compare",
+    "edge_covariance",
+    "edge_flow_step",
+    "gradient_flow",
+    "igr_flow",
+    "principal_coefficients",
+    "principal_flow",
+    "rk4_step",
+    "solve",
 ]
 
 
@@ -127,15 +143,19 @@ def principal_flow(problem, z, lr, *, floor=1e-8, max_params=2_000):
 # The flows, as objects with the surface of an optimizer
 # ---------------------------------------------------------------------------
 class Flow:
-    """A vector field ``dθ/dt = velocity(problem, θ)`` in step units for step size ``lr``.
+    """A continuous-time model of GD with step size ``lr``, in step units.
 
-    Subclasses define :meth:`velocity`; :meth:`rate` bounds how fast the
-    field changes (the stiffness), which sets :func:`solve`'s substep.
+    Most flows are a vector field: subclasses define :meth:`velocity`, and
+    :meth:`rate` bounds how fast the field changes (the stiffness), which
+    sets :func:`solve`'s substep; ``integrator`` is ``"rk4"`` or ``"euler"``.
     ``complex = True`` marks flows whose state is complex (only the real part
-    is recorded).
+    is recorded). A flow with a richer state (:class:`EdgeFlow`) overrides
+    :meth:`start`, :meth:`advance` and :meth:`point` instead; :meth:`observe`
+    reports extra per-step quantities (recorded in ``History.extras``).
     """
 
     complex = False
+    integrator = "rk4"
 
     def __init__(self, lr):
         self.lr = check_positive("lr", lr)
@@ -146,6 +166,34 @@ class Flow:
     def rate(self, problem, theta, sharpness):
         r"""An upper bound on the decay rate of the linearized field, per unit time (:math:`\eta S` by default)."""
         return self.lr * max(sharpness, 0.0)
+
+    # -- the state interface used by solve --------------------------------------
+    def start(self, problem, theta):
+        """The flow's state at time 0 from the parameter vector ``theta``."""
+        if self.complex:
+            return theta.to(torch.complex128 if theta.dtype == torch.float64 else torch.complex64)
+        return theta
+
+    def point(self, state):
+        """The parameter vector the state stands for (recorded, compared with GD)."""
+        return state.real.contiguous() if self.complex else state
+
+    def advance(self, problem, state, sharpness, *, alpha, max_substep):
+        """The state one unit of time (one GD step) later: substeps of ``integrator``."""
+        rate = self.rate(problem, self.point(state), sharpness)
+        substep = min(alpha / rate, max_substep) if rate > 0 else max_substep
+        n_sub = max(1, math.ceil(1.0 / substep - 1e-9))
+        velocity = lambda th: self.velocity(problem, th)  # noqa: E731
+        for _ in range(n_sub):  # equal substeps that land exactly on the next integer time
+            if self.integrator == "euler":
+                state = state + velocity(state) / n_sub
+            else:
+                state = rk4_step(velocity, state, 1.0 / n_sub)
+        return state
+
+    def observe(self, problem, state):
+        """Extra scalars to record at each integer time (none by default)."""
+        return {}
 
     @property
     def threshold(self):
@@ -224,6 +272,269 @@ class PrincipalFlow(Flow):
         return f"principal flow (lr={self.lr:g})"
 
 
+# ---------------------------------------------------------------------------
+# The central flow (Cohen, Damian, Talwalkar, Kolter, Lee 2025)
+# ---------------------------------------------------------------------------
+def _complementarity(M, q):
+    """Solve the small linear complementarity problem s >= 0, w = q + M s >= 0, s.w = 0 (M symmetric PSD).
+
+    By enumerating the active sets (k <= 8 eigenvalues: at most 256 tiny solves),
+    preferring the smallest active set that works.
+    """
+    k = len(q)
+    for size in range(k + 1):
+        for active in _subsets(k, size):
+            s = np.zeros(k)
+            if active:
+                idx = np.array(active)
+                s[idx] = np.linalg.lstsq(M[np.ix_(idx, idx)], -q[idx], rcond=None)[0]
+            w = q + M @ s
+            scale = 1e-9 * (1.0 + np.abs(q).max())
+            if (s >= -scale).all() and (w >= -scale).all():
+                return np.clip(s, 0.0, None)
+    raise RuntimeError("the central flow's complementarity problem has no solution")
+
+
+def _subsets(k, size):
+    from itertools import combinations
+
+    return [list(c) for c in combinations(range(k), size)]
+
+
+def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
+    r"""The central flow's :math:`\sigma_i^2 \ge 0` along the tracked eigenvectors.
+
+    With :math:`G = [\nabla\lambda_1, \dots, \nabla\lambda_k]` (each
+    :math:`\nabla\lambda_i = \nabla^3 L[u_i, u_i]`) and :math:`g = \nabla L`, the
+    flow :math:`\dot\theta = -\eta(g + \tfrac12 G\sigma^2)` changes the eigenvalues
+    at the rates :math:`\dot\lambda = -\eta(G^\top g + \tfrac12 G^\top G\,\sigma^2)`.
+    :math:`\sigma^2` solves the complementarity problem
+
+    .. math::
+        \sigma^2 \ge 0, \quad w = G^\top g + \frac{2/\eta - \lambda}{\eta\tau}
+        + \tfrac12 G^\top G\,\sigma^2 \ge 0, \quad \sigma^2\cdot w = 0,
+
+    that is :math:`\dot\lambda_i \le (2/\eta - \lambda_i)/\tau`: no eigenvalue
+    rises past :math:`2/\eta`, and one that has drifted above it (by the
+    discretization) is pulled back with time constant ``tau`` steps. As
+    :math:`\tau \to 0` this is the central flow's condition
+    :math:`\dot\lambda_i \le 0` at :math:`\lambda_i = 2/\eta` (the barrier form is
+    our discretization). With :math:`\Sigma = \sum_i \sigma_i^2 u_iu_i^\top` this is
+    the diagonal case of the authors' semidefinite complementarity problem.
+
+    Returns
+    -------
+    sigma2 : torch.Tensor, shape (k,)
+    G : torch.Tensor, shape (P, k)
+    g : torch.Tensor
+        The gradient at ``theta``.
+    """
+    k = eigenvectors.shape[1]
+    G = torch.stack([third_derivative(problem, theta, eigenvectors[:, i]) for i in range(k)], dim=1)
+    g = problem.value_and_grad(theta)[1]
+    q = (G.T @ g + (2.0 / lr - eigenvalues) / (lr * tau)).detach().cpu().double().numpy()
+    M = (0.5 * G.T @ G).detach().cpu().double().numpy()
+    sigma2 = torch.as_tensor(_complementarity(M, q), dtype=theta.dtype, device=theta.device)
+    return sigma2, G, g
+
+
+def central_flow(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
+    r"""The central flow in step units, :math:`-\eta\left(\nabla L + \tfrac12\sum_i\sigma_i^2\nabla\lambda_i\right)`.
+
+    ``eigenvalues`` and ``eigenvectors`` (columns) are the tracked top
+    eigenpairs at ``theta``; :math:`\sigma^2` comes from :func:`edge_covariance`.
+    With one eigenvalue at :math:`2/\eta` this is
+    :math:`-\eta[\nabla L + \tfrac12\sigma^2\nabla S]` with
+    :math:`\sigma^2 = 2\langle -\nabla L, \nabla S\rangle / \|\nabla S\|^2`:
+    gradient flow projected onto :math:`\{S \le 2/\eta\}`.
+    """
+    sigma2, G, g = edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, tau=tau)
+    return -lr * (g + 0.5 * (G @ sigma2))
+
+
+class CentralFlow(Flow):
+    r"""The central flow (see :func:`central_flow`), integrated by explicit Euler.
+
+    Tracks the top ``num_eigs`` eigenpairs with warm-started Lanczos at every
+    evaluation. Records, in ``History.extras``, ``sigma2`` (the total
+    :math:`\sum_i\sigma_i^2`) and ``predicted_loss``, the central flow's
+    prediction of GD's time-averaged loss,
+    :math:`L(\theta) + \tfrac12\sum_i \sigma_i^2\lambda_i`.
+
+    Parameters
+    ----------
+    lr : float
+    num_eigs : int
+        Eigenvalues allowed at the edge at once.
+    tau : float
+        Time constant (in steps) of the pull back to :math:`2/\eta`.
+    eig_tol : float
+        Eigen-solver residual tolerance.
+    """
+
+    integrator = "euler"
+
+    def __init__(self, lr, *, num_eigs=3, tau=1.0, eig_tol=1e-6):
+        super().__init__(lr)
+        self.num_eigs = check_int("num_eigs", num_eigs, low=1, high=8)
+        self.tau = check_positive("tau", tau)
+        self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+        self._vectors = None
+
+    def start(self, problem, theta):
+        self._vectors = None
+        return theta
+
+    def _eigs(self, problem, theta):
+        k = min(self.num_eigs, theta.numel())
+        eig = top_eigenpairs(problem, theta, k=k, tol=self.eig_tol, init=self._vectors)
+        self._vectors = eig.vectors
+        return eig.values, eig.vectors
+
+    def velocity(self, problem, theta):
+        values, vectors = self._eigs(problem, theta)
+        return central_flow(problem, theta, self.lr, values, vectors, tau=self.tau)
+
+    def observe(self, problem, state):
+        values, vectors = self._eigs(problem, state)
+        sigma2, _, _ = edge_covariance(problem, state, self.lr, values, vectors, tau=self.tau)
+        loss = float(problem(state))
+        return {"sigma2": float(sigma2.sum()), "predicted_loss": loss + 0.5 * float(sigma2 @ values)}
+
+    @property
+    def label(self):
+        return f"central flow (lr={self.lr:g})"
+
+
+# ---------------------------------------------------------------------------
+# Edge Flow (after Marion 2026): center, direction and magnitude
+# ---------------------------------------------------------------------------
+@dataclass
+class EdgeState:
+    """The state of :class:`EdgeFlow`: GD's iterate is about ``x + phase * a * u``.
+
+    Attributes
+    ----------
+    x : torch.Tensor
+        The center.
+    u : torch.Tensor
+        The oscillation direction (unit).
+    a : float
+        The oscillation magnitude (> 0).
+    phase : float
+        +1 or -1: the sign of the oscillation at this step.
+    rayleigh : float
+        :math:`u^\\top H(x) u` from the last step's Hessian-vector product.
+    curvature : float
+        The curvature :math:`\\lambda_u` that set the last change of ``a``.
+    """
+
+    x: torch.Tensor
+    u: torch.Tensor
+    a: float
+    phase: float = 1.0
+    rayleigh: float = math.nan
+    curvature: float = math.nan
+
+    @property
+    def iterate(self):
+        """The GD iterate the state stands for, ``x + phase * a * u``."""
+        return self.x + self.phase * self.a * self.u
+
+
+def edge_flow_step(problem, state, lr):
+    r"""One step of Edge Flow (our discretization): two gradients and one Hessian-vector product.
+
+    With :math:`g_\pm = \nabla L(x \pm a u)`, :math:`\bar g = \tfrac12(g_+ + g_-)`
+    (the gradient of the symmetrized loss :math:`\tfrac12[L(x+au) + L(x-au)]`),
+    the secant curvature :math:`\lambda_u = u\cdot(g_+ - g_-)/(2a)` and
+    :math:`Hu = H(x)\,u`, :math:`\rho = u^\top Hu`:
+
+    .. math::
+        x &\leftarrow x - \eta\,(\bar g - (u\cdot\bar g)\,u) - \frac{u\cdot\bar g}{\rho}\,u, \\
+        a &\leftarrow a\,|1 - \eta\lambda_u|, \\
+        u &\leftarrow \frac{u + \tfrac{\eta}{2}(Hu - \rho u)}{\|\cdot\|}.
+
+    The center takes a gradient step on the symmetrized loss across ``u``
+    and, along ``u`` (a stiff direction, decaying at rate :math:`\eta\rho \approx 2`
+    per step), relaxes to the floor of the valley in one Newton step. The
+    magnitude grows or decays by GD's own factor along ``u``. The direction
+    takes an Euler step of the Rayleigh-quotient (Oja) flow
+    :math:`\dot u = \tfrac{\eta}{2}(Hu - (u^\top Hu)u)`. While ``a`` is too small
+    for a finite difference to resolve, :math:`\lambda_u = \rho`.
+    """
+    x, u, a = state.x, state.u, state.a
+    _, g_plus = problem.value_and_grad(x + a * u)
+    _, g_minus = problem.value_and_grad(x - a * u)
+    hu = hvp(problem, x, u)
+    rho = float(u @ hu)
+    g_bar = 0.5 * (g_plus + g_minus)
+    eps = torch.finfo(x.dtype).eps
+    resolved = a > math.sqrt(eps) * (1.0 + float(x.norm()))
+    curvature = float(u @ (g_plus - g_minus)) / (2 * a) if resolved else rho
+    along = float(u @ g_bar)
+    x_new = x - lr * (g_bar - along * u)
+    x_new = x_new - (along / rho if rho > 0 else lr * along) * u
+    factor = 1.0 - lr * curvature
+    a_new = max(a * abs(factor), eps * (1.0 + float(x.norm())))
+    u_new = u + 0.5 * lr * (hu - rho * u)
+    u_new = u_new / u_new.norm()
+    phase = -state.phase if factor < 0 else state.phase
+    return EdgeState(x_new, u_new, a_new, phase, rho, curvature)
+
+
+class EdgeFlow(Flow):
+    r"""Edge Flow: a center, an oscillation direction and an oscillation magnitude (see :func:`edge_flow_step`).
+
+    The three coupled equations, in step units (the book's reading of
+    Marion, 2026; see Chapter 5):
+
+    .. math::
+        \dot x = -\eta\,\nabla_x \tfrac12\left[L(x + au) + L(x - au)\right], \qquad
+        \dot u = \tfrac{\eta}{2}\left(Hu - (u^\top Hu)\,u\right), \qquad
+        \frac{\mathrm{d}\log a}{\mathrm{d}t} = \log|1 - \eta\lambda_u| .
+
+    The recorded point is the center ``x``. ``History.extras`` holds
+    ``magnitude`` (``a``), ``curvature`` (:math:`\lambda_u`) and ``rayleigh``
+    (:math:`u^\top H(x)u`).
+
+    The start: ``u`` is the top eigenvector at ``theta``, and ``theta`` is
+    split into a center on the floor of the valley along ``u`` (one Newton
+    step) and an oscillation, ``a = |u·∇L|/S``.
+
+    Parameters
+    ----------
+    lr : float
+    eig_tol : float
+        Tolerance of the eigen-solve at the start.
+    """
+
+    def __init__(self, lr, *, eig_tol=1e-6):
+        super().__init__(lr)
+        self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+
+    def start(self, problem, theta):
+        eig = top_eigenpairs(problem, theta, k=1, tol=self.eig_tol)
+        u, S = eig.vectors[:, 0], float(eig.values[0])
+        _, g = problem.value_and_grad(theta)
+        offset = float(u @ g) / S if S > 0 else 0.0
+        floor = torch.finfo(theta.dtype).eps * (1.0 + float(theta.norm()))
+        return EdgeState(theta - offset * u, u, max(abs(offset), floor), 1.0 if offset >= 0 else -1.0, S, S)
+
+    def point(self, state):
+        return state.x
+
+    def advance(self, problem, state, sharpness, *, alpha, max_substep):
+        return edge_flow_step(problem, state, self.lr)
+
+    def observe(self, problem, state):
+        return {"magnitude": state.a, "curvature": state.curvature, "rayleigh": state.rayleigh}
+
+    @property
+    def label(self):
+        return f"Edge Flow (lr={self.lr:g})"
+
+
 def rk4_step(velocity, theta, h):
     """One classical Runge-Kutta step of size ``h`` for ``dθ/dt = velocity(θ)``."""
     k1 = velocity(theta)
@@ -294,21 +605,21 @@ def solve(
                         save_every=save_every, divergence_factor=divergence_factor, seed=seed,
                         device=device, dtype=dtype, progress=progress, always_measure=True)
     problem = recorder.problem
-    theta = recorder.start(theta0)
-    if flow.complex:
-        theta = theta.to(torch.complex128 if theta.dtype == torch.float64 else torch.complex64)
-    velocity = lambda th: flow.velocity(problem, th)  # noqa: E731
+    state = flow.start(problem, recorder.start(theta0))
+    extras = {}
     for t in range(recorder.steps + 1):
-        real = theta.real.contiguous() if flow.complex else theta
-        loss, grad = problem.value_and_grad(real)
-        if not recorder.record(t, real, loss, grad) or t == recorder.steps:
+        theta = flow.point(state)
+        loss, grad = problem.value_and_grad(theta)
+        if not recorder.record(t, theta, loss, grad):
             break
-        rate = flow.rate(problem, real, recorder.sharpness)
-        substep = min(alpha / rate, max_substep) if rate > 0 else max_substep
-        n_sub = max(1, math.ceil(1.0 / substep - 1e-9))
-        for _ in range(n_sub):  # equal substeps that land exactly on the next integer time
-            theta = rk4_step(velocity, theta, 1.0 / n_sub)
-    return recorder.history()
+        for key, value in flow.observe(problem, state).items():
+            extras.setdefault(key, []).append(float(value))
+        if t == recorder.steps:
+            break
+        state = flow.advance(problem, state, recorder.sharpness, alpha=alpha, max_substep=max_substep)
+    history = recorder.history()
+    history.extras = {key: np.asarray(values) for key, values in extras.items()}
+    return history
 
 
 def compare(problem, methods, steps, *, save_every=1, **kwargs):

@@ -18,7 +18,7 @@ import math
 
 from ._validation import check_beta, check_positive, check_real
 
-__all__ = ["DAL", "GD", "HeavyBall", "Nesterov", "Optimizer"]
+__all__ = ["DAL", "GD", "HeavyBall", "Nesterov", "OscillationCap", "Optimizer"]
 
 
 class Optimizer:
@@ -194,3 +194,74 @@ class DAL(Optimizer):
     @property
     def label(self):
         return f"GD (lr={self.lr:g})" if self.p == 0 else f"DAL (p={self.p:g})"
+
+
+class OscillationCap(Optimizer):
+    r"""Gradient descent that stops the Edge of Stability oscillation from growing past ``cap``.
+
+    A mitigation built on the Edge Flow picture (Chapter 5; the rule is
+    ours). Near the edge GD's iterates are about :math:`x + (-1)^t a u`, and
+    the oscillation grows by :math:`|1 - \eta\rho|` per step, :math:`\rho = u^\top Hu`.
+    Each step this optimizer
+
+    1. updates its estimate of ``u`` by one step of the Rayleigh-quotient
+       (Oja) flow, :math:`u \leftarrow u + \tfrac{\eta}{2}(Hu - \rho u)`,
+       normalized (one Hessian-vector product);
+    2. estimates the oscillation from the last move,
+       :math:`a_t = |u\cdot(\theta_t - \theta_{t-1})|/2`;
+    3. takes the step :math:`\eta` unless the oscillation is about to grow past
+       ``cap`` (:math:`\eta\rho > 2` and :math:`a_t|1 - \eta\rho| > \mathrm{cap}`),
+       in which case it takes :math:`2/\rho`, the step that holds :math:`a` constant.
+
+    Self-stabilization needs the oscillation to reach about
+    :math:`\delta = \sqrt{2\alpha/\beta}` (Chapter 3), so a cap below
+    :math:`\delta` cannot stop the sharpness from rising; a cap somewhat
+    above it cuts the overshoot of each blow-up.
+
+    Parameters
+    ----------
+    lr : float
+    cap : float
+        Largest oscillation magnitude allowed to grow further, > 0.
+    seed : int
+        Seeds the random start of ``u``.
+    """
+
+    def __init__(self, lr, cap, *, seed=0):
+        super().__init__(lr)
+        self.cap = check_positive("cap", cap)
+        self.seed = int(seed)
+
+    def init(self, theta):
+        import torch
+
+        u = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(self.seed), dtype=torch.float64)
+        u = u.to(theta)
+        return {"u": u / u.norm(), "previous": theta.clone(), "step": self.lr}
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        if loss_fn is None:
+            raise ValueError("OscillationCap needs loss_fn, the loss being minimized, for its Hessian-vector product")
+        from .curvature import hvp
+
+        u = state["u"]
+        hu = hvp(loss_fn, theta, u)
+        rho = float(u @ hu)
+        u = u + 0.5 * self.lr * (hu - rho * u)
+        u = u / u.norm()
+        a = abs(float(u @ (theta - state["previous"]))) / 2
+        step = self.lr
+        if self.lr * rho > 2 and a * abs(1 - self.lr * rho) > self.cap:
+            step = 2.0 / rho
+        return theta - step * grad, {"u": u, "previous": theta, "step": step}
+
+    def step_size(self, state):
+        return state["step"]
+
+    @property
+    def threshold(self):
+        return 2.0 / self.lr
+
+    @property
+    def label(self):
+        return f"GD with oscillation cap {self.cap:g} (lr={self.lr:g})"

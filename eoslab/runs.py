@@ -46,6 +46,9 @@ class History:
         The step size of each update (``step_size[t]`` took ``theta_t`` to
         ``theta_{t+1}``): constant for GD, adaptive for :class:`~eoslab.optim.DAL`.
         Empty for flows.
+    extras : dict of str -> ndarray
+        Per-step quantities particular to a method, such as the Edge Flow's
+        oscillation magnitude (see :meth:`eoslab.flows.Flow.observe`).
     lr, threshold, label :
         The optimizer's step size, stability threshold (``2/η`` for GD) and name.
     """
@@ -67,6 +70,7 @@ class History:
     snapshot_step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     snapshots: torch.Tensor | None = None
     step_size: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    extras: dict = field(default_factory=dict)
 
     @property
     def sharpness(self):

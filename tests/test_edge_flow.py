@@ -1,0 +1,180 @@
+"""The central flow and Edge Flow against closed forms: quadratics, the two-variable toy
+L(x, y) = ½(s0 + y)x² - c·y, the complementarity problem, and the cost of an Edge Flow step."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import eoslab
+from eoslab import flows
+from eoslab.flows import CentralFlow, EdgeFlow, GradientFlow, compare, edge_covariance, edge_flow_step
+from eoslab.optim import GD
+from eoslab.problems import function_problem, quadratic
+
+
+def toy(s0=4.0, c=0.02, x0=1e-3, y0=0.0, dims=1):
+    """L = Σ_i ½(s0 + y_i) x_i² - c y_i: at x = 0 the sharpness is s0 + max y_i and ∇λ_i = e_{y_i}."""
+
+    def loss(th):
+        x, y = th[:dims], th[dims:]
+        return (0.5 * (s0 + y) * x**2 - c * y).sum()
+
+    start = torch.tensor([x0] * dims + [y0] * dims)
+    return function_problem(loss, start, name="two-variable toy", dtype="float64")
+
+
+# -- the complementarity problem and the central flow ---------------------------
+def test_complementarity_solver_on_small_cases():
+    M = np.eye(2)
+    assert flows._complementarity(M, np.array([-1.0, 2.0])).tolist() == [1.0, 0.0]
+    assert flows._complementarity(M, np.array([1.0, 2.0])).tolist() == [0.0, 0.0]
+    M = np.array([[2.0, 1.0], [1.0, 2.0]])
+    s = flows._complementarity(M, np.array([-3.0, -3.0]))
+    np.testing.assert_allclose(s, [1.0, 1.0])
+    # a random PSD case: check the complementarity conditions themselves
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(4, 4))
+    M, q = B @ B.T, rng.normal(size=4)
+    s = flows._complementarity(M, q)
+    w = q + M @ s
+    assert (s >= 0).all() and (w >= -1e-9).all() and abs(s @ w) < 1e-9
+
+
+def test_edge_covariance_on_the_toy_is_two_c_per_direction():
+    lr = 0.5  # 2/η = 4 = s0: both directions exactly at the edge
+    p = toy(s0=4.0, c=0.02, x0=0.0, dims=2)
+    U = torch.eye(4, dtype=torch.float64)[:, :2]
+    sigma2, G, g = edge_covariance(p, p.theta0, lr, torch.tensor([4.0, 4.0], dtype=torch.float64), U)
+    np.testing.assert_allclose(sigma2.numpy(), [0.04, 0.04], atol=1e-12)  # σ² = 2⟨-∇L, ∇S⟩/‖∇S‖² = 2c
+    v = flows.central_flow(p, p.theta0, lr, torch.tensor([4.0, 4.0], dtype=torch.float64), U)
+    assert float(v.abs().max()) < 1e-12  # the flow stops: sharpening and stabilization balance
+
+
+def test_central_flow_is_gradient_flow_below_the_edge():
+    q = quadratic([3.0, 1.0], x0=[1.0, -1.0], dtype="float64")
+    values, vectors = torch.tensor([3.0, 1.0], dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    torch.testing.assert_close(flows.central_flow(q, q.theta0, 0.5, values, vectors),
+                               flows.gradient_flow(q, q.theta0, 0.5), rtol=0, atol=1e-15)
+    runs = compare(q, {"CF": CentralFlow(0.5, num_eigs=2)}, steps=5, num_eigs=0)
+    np.testing.assert_array_equal(runs["CF"].extras["sigma2"], np.zeros(6))
+
+
+def test_central_flow_holds_the_toy_at_the_edge_and_predicts_the_average_loss():
+    lr, s0, c = 0.5, 3.0, 0.02  # GF sharpens at rate ηc per step from S = 3 past 2/η = 4
+    p = toy(s0=s0, c=c, x0=0.0)
+    cf = eoslab.flows.solve(p, CentralFlow(lr, num_eigs=1), 200, num_eigs=1, measure_every=1, progress=False)
+    gf = eoslab.flows.solve(p, GradientFlow(lr), 200, num_eigs=1, measure_every=1, progress=False)
+    assert gf.sharpness[-1] > 4.5  # 3 + 200 * 0.5 * 0.02 = 5
+    assert np.abs(cf.sharpness[120:] - 2 / lr).max() < 1e-6  # reached at t = 100, then held
+    np.testing.assert_allclose(cf.extras["sigma2"][120:], 2 * c, rtol=1e-6)
+
+
+def _cycle_means(values, sharpness, threshold):
+    """Mean of ``values`` over each full cycle between upward crossings of the threshold."""
+    ups = np.flatnonzero((sharpness[:-1] < threshold) & (sharpness[1:] >= threshold)) + 1
+    return np.array([values[a:b].mean() for a, b in zip(ups[:-1], ups[1:])])
+
+
+def test_gd_on_the_toy_oscillates_with_mean_square_two_c():
+    # the central flow's σ² is GD's x² averaged over each cycle of the Edge of Stability
+    lr, c = 0.5, 0.005
+    gd = eoslab.run(toy(s0=3.9, c=c, x0=0.05), GD(lr), 1500, num_eigs=0, save_every=1, progress=False)
+    x, y = gd.snapshots[:, 0].double().numpy(), gd.snapshots[:, 1].double().numpy()
+    means = _cycle_means(x**2, 3.9 + y, 2 / lr)
+    assert len(means) >= 4
+    np.testing.assert_allclose(means, 2 * c, rtol=0.05)
+
+
+# -- Edge Flow -------------------------------------------------------------------
+def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monkeypatch):
+    p = eoslab.problems.chebyshev_regression(width=20, dtype="float64")
+    state = EdgeFlow(0.3).start(p, p.theta0)
+    counts = {"value_and_grad": 0, "hvp": 0, "loss": 0}
+    original_vg, original_loss, original_hvp = p.value_and_grad, p.loss, flows.hvp
+
+    def counting_vg(theta, batch_indices=None):
+        counts["value_and_grad"] += 1
+        return original_vg(theta, batch_indices)
+
+    def counting_loss(theta, batch_indices=None):
+        counts["loss"] += 1
+        return original_loss(theta, batch_indices)
+
+    def counting_hvp(loss, theta, v):
+        counts["hvp"] += 1
+        return original_hvp(loss, theta, v)
+
+    monkeypatch.setattr(p, "value_and_grad", counting_vg)
+    monkeypatch.setattr(p, "loss", counting_loss)
+    monkeypatch.setattr(type(p), "__call__", lambda self, th, b=None: self.loss(th, b))
+    monkeypatch.setattr(flows, "hvp", counting_hvp)
+    for _ in range(3):
+        state = edge_flow_step(p, state, 0.3)
+    # per step: ∇L(x + au), ∇L(x - au), and H(x)u, which evaluates the loss once more to build its graph
+    assert counts == {"value_and_grad": 6, "hvp": 3, "loss": 9}
+
+
+@pytest.mark.parametrize("lr_lambda", [1.5, 1.9, 2.0, 2.1, 2.5])
+def test_edge_flow_magnitude_grows_at_log_one_minus_lr_lambda_on_a_quadratic(lr_lambda):
+    lr = 0.5
+    q = quadratic([lr_lambda / lr, 0.1, 0.04], x0=[0.01, 1.0, -1.0], dtype="float64")
+    h = eoslab.flows.solve(q, EdgeFlow(lr), 30, num_eigs=0, progress=False)
+    growth = np.diff(np.log(h.extras["magnitude"]))
+    np.testing.assert_allclose(growth, math.log(abs(1 - lr_lambda)), atol=1e-6)
+
+
+def test_edge_flow_center_is_gd_without_its_oscillation_on_a_quadratic():
+    lr = 0.5
+    q = quadratic([4.0, 0.1, 0.04], x0=[0.01, 1.0, -1.0], dtype="float64")  # ηλ_1 = 2: a period-two orbit
+    runs = compare(q, {"GD": GD(lr), "EF": EdgeFlow(lr)}, steps=40, num_eigs=0)
+    gd, center = runs["GD"].snapshots, runs["EF"].snapshots
+    # across u the center is GD itself; along u it sits at the valley floor while GD swings by ±a
+    torch.testing.assert_close(center[:, 1:], gd[:, 1:], rtol=0, atol=1e-12)
+    assert float(center[:, 0].abs().max()) < 1e-12
+    np.testing.assert_allclose(np.abs(gd[:, 0].numpy()), runs["EF"].extras["magnitude"], rtol=1e-9)
+    # and the GD midpoint (θ_{t-1} + 2θ_t + θ_{t+1})/4 agrees with the center to O((ηλ_2)²)
+    mid = (gd[:-2] + 2 * gd[1:-1] + gd[2:]) / 4
+    rel = (center[1:-1] - mid).norm(dim=1) / mid.norm(dim=1)
+    assert float(rel.max()) < 1e-3
+
+
+def test_edge_flow_reproduces_self_stabilization_on_the_toy():
+    # the toy is the two-variable model of Chapter 3: Edge Flow's a² averages 2c over its cycles, like GD's x²
+    lr, c = 0.5, 0.005
+    ef = eoslab.flows.solve(toy(s0=3.9, c=c, x0=0.05), EdgeFlow(lr), 1500, num_eigs=0, progress=False)
+    means = _cycle_means(ef.extras["magnitude"] ** 2, ef.extras["rayleigh"], 2 / lr)
+    assert len(means) >= 4
+    np.testing.assert_allclose(means, 2 * c, rtol=0.05)
+
+
+def test_edge_flow_validates():
+    with pytest.raises(ValueError, match="lr"):
+        EdgeFlow(-1.0)
+    with pytest.raises(ValueError, match="num_eigs"):
+        CentralFlow(0.1, num_eigs=0)
+
+
+# -- mitigation and analysis helpers ---------------------------------------------
+def test_midpoints_recover_the_center_of_a_period_two_orbit():
+    q = quadratic([4.0], x0=[0.3], dtype="float64")  # ηλ = 2: θ_t = ±0.3
+    gd = eoslab.run(q, GD(0.5), 6, num_eigs=0, save_every=1, progress=False)
+    mid = eoslab.analysis.midpoints(gd)
+    assert mid.shape == (5, 1) and float(mid.abs().max()) == 0.0
+    errors = eoslab.analysis.tracking_error(gd, gd, horizons=[1, 3, 10])
+    np.testing.assert_allclose(errors[:2], [0.3, 0.3]) and np.isnan(errors[2])
+    with pytest.raises(ValueError, match="save_every"):
+        eoslab.analysis.midpoints(eoslab.run(q, GD(0.5), 6, num_eigs=0, progress=False))
+
+
+def test_oscillation_cap_holds_the_oscillation_on_a_quadratic_beyond_the_edge():
+    from eoslab.optim import OscillationCap
+
+    q = quadratic([5.0], x0=[0.01], dtype="float64")  # η = 0.5: ηλ = 2.5, GD grows by 1.5 per step
+    gd = eoslab.run(q, GD(0.5), 30, num_eigs=0, save_every=1, progress=False)
+    capped = eoslab.run(q, OscillationCap(0.5, cap=0.05), 30, num_eigs=0, save_every=1, progress=False)
+    assert gd.diverged and abs(float(gd.snapshots[-1, 0])) > 5
+    assert float(capped.snapshots[:, 0].abs().max()) < 0.05 * 1.5 + 1e-12
+    assert np.isclose(capped.step_size, 2 / 5.0).any() and np.isclose(capped.step_size, 0.5).any()
+    with pytest.raises(ValueError, match="cap"):
+        OscillationCap(0.5, cap=0.0)
