@@ -26,6 +26,7 @@ EXPECTED_PAGES = [
     "chapters/02_edge_of_stability.html",
     "chapters/03_self_stabilization.html",
     "chapters/04_principal_flow.html",
+    "chapters/05_edge_flow.html",
     "chapters/references.html",
 ]
 
