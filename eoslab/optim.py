@@ -18,7 +18,7 @@ import math
 
 from ._validation import check_beta, check_positive, check_real
 
-__all__ = ["DAL", "GD", "HeavyBall", "Nesterov", "OscillationCap", "Optimizer"]
+__all__ = ["DAL", "GD", "HeavyBall", "Nesterov", "NormalizedGD", "OscillationCap", "Optimizer", "SqrtLossGD"]
 
 
 class Optimizer:
@@ -265,3 +265,99 @@ class OscillationCap(Optimizer):
     @property
     def label(self):
         return f"GD with oscillation cap {self.cap:g} (lr={self.lr:g})"
+
+
+class NormalizedGD(Optimizer):
+    r"""Normalized gradient descent, :math:`\theta \leftarrow \theta - \eta\,\nabla L/\|\nabla L\|`.
+
+    Every step has length ``lr``. The effective step size on :math:`L` is
+    :math:`\eta/\|\nabla L\|`, which grows as the gradient shrinks, so near a
+    minimum the method always reaches the Edge of Stability (Arora, Li and
+    Panigrahi, 2022). At a point with zero gradient it stays put; a
+    non-finite gradient is passed on, so that :func:`eoslab.run` reports the
+    divergence. ``step_size`` records :math:`\eta/\|\nabla L\|`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> theta, step = NormalizedGD(0.5).update(torch.zeros(2), torch.tensor([3.0, 4.0]), None)
+    >>> theta.tolist(), step
+    ([-0.30000001192092896, -0.4000000059604645], 0.1)
+    """
+
+    def init(self, theta):
+        return math.nan
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        norm = float(grad.norm())
+        if norm == 0.0:
+            return theta, 0.0
+        if not math.isfinite(norm):
+            return theta - grad, math.nan
+        step = self.lr / norm
+        return theta - step * grad, step
+
+    def step_size(self, state):
+        return state
+
+    @property
+    def threshold(self):
+        """No fixed threshold: the effective step adapts (NaN); compare ``2/step_size`` with the sharpness."""
+        return math.nan
+
+    @property
+    def label(self):
+        return f"normalized GD (lr={self.lr:g})"
+
+
+class SqrtLossGD(Optimizer):
+    r"""Gradient descent on :math:`\sqrt{L - L^\star}`: :math:`\theta \leftarrow \theta - \eta\,\nabla L / (2\sqrt{L - L^\star})`.
+
+    With a constant ``lr`` on :math:`\sqrt{L}`, the effective step size on
+    :math:`L` is :math:`\eta/(2\sqrt{L - L^\star})`, which grows as the loss falls,
+    so near a minimum the method reaches the Edge of Stability (Arora, Li and
+    Panigrahi, 2022). ``min_loss`` is :math:`L^\star` (0 for interpolating
+    models). At :math:`L \le L^\star` it stays put; ``step_size`` records the
+    effective step.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from eoslab.problems import quadratic
+    >>> q = quadratic([2.0], x0=[1.0])                      # L = x², sqrt(L) = |x|
+    >>> theta, step = SqrtLossGD(0.5).update(q.theta0, q.A @ q.theta0, None, loss=q(q.theta0))
+    >>> theta.tolist(), step
+    ([0.5], 0.25)
+    """
+
+    def __init__(self, lr, min_loss=0.0):
+        super().__init__(lr)
+        self.min_loss = check_real("min_loss", min_loss)
+
+    def init(self, theta):
+        return math.nan
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+        if loss is None:
+            if loss_fn is None:
+                raise ValueError("SqrtLossGD needs the loss value (loss=) or the loss function (loss_fn=)")
+            loss = loss_fn(theta)
+        excess = float(loss) - self.min_loss
+        if not math.isfinite(excess):
+            return theta - grad, math.nan
+        if excess <= 0.0:
+            return theta, 0.0
+        step = self.lr / (2.0 * math.sqrt(excess))
+        return theta - step * grad, step
+
+    def step_size(self, state):
+        return state
+
+    @property
+    def threshold(self):
+        """No fixed threshold: the effective step adapts (NaN); compare ``2/step_size`` with the sharpness."""
+        return math.nan
+
+    @property
+    def label(self):
+        return f"GD on sqrt(L) (lr={self.lr:g})"
