@@ -27,6 +27,7 @@ EXPECTED_PAGES = [
     "chapters/03_self_stabilization.html",
     "chapters/04_principal_flow.html",
     "chapters/05_edge_flow.html",
+    "chapters/06_minimizer_manifold.html",
     "chapters/references.html",
 ]
 
