@@ -20,6 +20,7 @@ from ._validation import check_int, check_real, check_vector
 __all__ = [
     "HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs",
     "third_derivative", "sharpness_gradient", "TaylorCenter", "taylor_center",
+    "BatchSharpness", "batch_sharpness",
 ]
 
 
@@ -443,3 +444,112 @@ def taylor_center(loss, theta, u=None, *, tol=1e-6, seed=0):
         v = -v
     return TaylorCenter(theta=theta.detach(), loss=float(op.value), grad=op.gradient, sharpness=float(eig.values[0]),
                         u=v, grad_sharpness=third_derivative(loss, theta, v), eig_products=eig.num_products)
+
+
+@dataclass
+class BatchSharpness:
+    """Result of :func:`batch_sharpness`.
+
+    Attributes
+    ----------
+    value : float
+        The Monte Carlo estimate.
+    stderr : float
+        Its standard error.
+    num_batches : int
+        Batches drawn.
+    samples : torch.Tensor
+        The per-batch ratios.
+    """
+
+    value: float
+    stderr: float
+    num_batches: int
+    samples: torch.Tensor
+
+    def __float__(self):
+        return self.value
+
+
+def batch_sharpness(problem, theta, batch_size, *, direction=None, rtol=0.02, min_batches=10, max_batches=1000,
+                    seed=0):
+    r"""The batch sharpness :math:`\mathrm{BS}(\theta) = \mathbb{E}_B\!\left[\frac{g_B^\top H_B\, g_B}{\|g_B\|^2}\right]`.
+
+    The curvature that a mini-batch step feels along its own direction
+    (Andreyev and Beneventano), with :math:`g_B = \nabla L_B(\theta)` and
+    :math:`H_B = \nabla^2 L_B(\theta)` for a batch ``B`` of ``batch_size``
+    distinct examples; the expectation is *outside* the ratio. It is
+    estimated by Monte Carlo over fresh batches, stopping once the standard
+    error is below ``rtol`` times the estimate (after ``min_batches``), or at
+    ``max_batches``.
+
+    With ``direction`` (a momentum buffer ``v``), the momentum-aware variant
+    :math:`\mathbb{E}_B\!\left[\frac{v^\top H_B v}{v^\top g_B}\right]` is computed instead:
+    the curvature along the step SGD with momentum actually takes, measured
+    against the gradient component along it.
+
+    Parameters
+    ----------
+    problem : Problem
+        Needs ``num_examples`` and ``loss(theta, batch_indices)``.
+    theta : torch.Tensor
+    batch_size : int
+        In ``[1, problem.num_examples]``.
+    direction : torch.Tensor, optional
+        The momentum buffer, for the momentum-aware variant.
+    rtol : float
+        Target relative standard error, in (0, 1).
+    min_batches, max_batches : int
+    seed : int
+        Seeds the batch draws.
+
+    Returns
+    -------
+    BatchSharpness
+
+    Examples
+    --------
+    >>> from eoslab.problems import quadratic
+    >>> q = quadratic([3.0, 1.0], x0=[1.0, 0.0])   # one example: every batch is the full loss
+    >>> round(batch_sharpness(q, q.theta0, 1).value, 6)
+    3.0
+    """
+    from ._validation import check_int as _check_int
+
+    check_vector("theta", theta)
+    n = _check_int("problem.num_examples", problem.num_examples, low=1)
+    batch_size = _check_int("batch_size", batch_size, low=1, high=n)
+    rtol = check_real("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)
+    min_batches = _check_int("min_batches", min_batches, low=2)
+    max_batches = _check_int("max_batches", max_batches, low=min_batches)
+    if direction is not None:
+        check_vector("direction", direction, size=theta.numel())
+        direction = direction.detach().to(theta)
+    generator = torch.Generator().manual_seed(_check_int("seed", seed))
+    samples = []
+    value = stderr = float("nan")
+    for k in range(max_batches):
+        batch = torch.randperm(n, generator=generator)[:batch_size].to(theta.device)
+        op = HessianOperator(lambda th, b=batch: problem.loss(th, b), theta)
+        g = op.gradient
+        if direction is None:
+            denominator = float(g @ g)
+            numerator = float(g @ op.matvec(g)) if denominator > 0 else 0.0
+        else:
+            denominator = float(direction @ g)
+            numerator = float(direction @ op.matvec(direction))
+        if denominator == 0.0:
+            continue  # a batch with zero gradient (along the direction) carries no curvature information
+        samples.append(numerator / denominator)
+        m = len(samples)
+        if m >= 2:
+            t = torch.tensor(samples, dtype=torch.float64)
+            value = float(t.mean())
+            stderr = float(t.std() / m**0.5)
+            if m >= min_batches and stderr <= rtol * abs(value):
+                break
+    if not samples:
+        raise ValueError("every batch had a zero gradient: batch sharpness is undefined at this point")
+    if len(samples) == 1:
+        value, stderr = samples[0], float("nan")
+    return BatchSharpness(value, stderr, len(samples), torch.tensor(samples, dtype=torch.float64))

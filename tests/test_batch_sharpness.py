@@ -1,0 +1,70 @@
+"""Batch sharpness against a direct computation over every batch of a tiny problem."""
+from itertools import combinations
+
+import numpy as np
+import pytest
+import torch
+
+import eoslab
+from eoslab.curvature import batch_sharpness, hessian
+
+
+@pytest.fixture
+def tiny_regression(tiny_mlp):
+    return tiny_mlp  # 12 examples, P = 57, float64
+
+
+def per_batch_ratio(problem, theta, batch, direction=None):
+    loss = lambda th: problem.loss(th, torch.tensor(batch))  # noqa: E731
+    H = hessian(loss, theta)
+    g = torch.func.grad(loss)(theta)
+    if direction is None:
+        return float(g @ H @ g / (g @ g))
+    return float(direction @ H @ direction / (direction @ g))
+
+
+def test_batch_sharpness_samples_are_the_per_batch_ratios(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    result = batch_sharpness(p, theta, 3, rtol=1e-9, min_batches=5, max_batches=5, seed=7)
+    generator = torch.Generator().manual_seed(7)
+    direct = [per_batch_ratio(p, theta, torch.randperm(12, generator=generator)[:3].tolist()) for _ in range(5)]
+    np.testing.assert_allclose(result.samples.numpy(), direct, rtol=1e-10)
+    assert result.num_batches == 5 and result.value == pytest.approx(np.mean(direct))
+
+
+def test_batch_sharpness_converges_to_the_average_over_all_batches(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    exact = np.mean([per_batch_ratio(p, theta, list(b)) for b in combinations(range(12), 2)])
+    result = batch_sharpness(p, theta, 2, rtol=0.01, max_batches=4000)
+    assert abs(result.value - exact) < 3 * result.stderr + 1e-12
+    assert result.stderr <= 0.01 * abs(result.value) or result.num_batches == 4000
+    # the full batch: the Rayleigh quotient of the full Hessian along the full gradient
+    full = batch_sharpness(p, theta, 12, min_batches=2, max_batches=3)
+    assert full.value == pytest.approx(per_batch_ratio(p, theta, list(range(12))), rel=1e-10)
+
+
+def test_momentum_aware_batch_sharpness_uses_the_buffer(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    v = torch.randn(p.num_params, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    result = batch_sharpness(p, theta, 4, direction=v, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
+    generator = torch.Generator().manual_seed(1)
+    direct = [per_batch_ratio(p, theta, torch.randperm(12, generator=generator)[:4].tolist(), v) for _ in range(3)]
+    np.testing.assert_allclose(result.samples.numpy(), direct, rtol=1e-10)
+
+
+def test_batch_sharpness_validates(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    for kwargs, name in [({"batch_size": 13}, "batch_size"), ({"batch_size": 0}, "batch_size"),
+                         ({"batch_size": 2, "rtol": 0.0}, "rtol"), ({"batch_size": 2, "min_batches": 1}, "min_batches")]:
+        with pytest.raises(ValueError, match=name):
+            batch_sharpness(p, theta, **kwargs)
+    with pytest.raises(ValueError, match="direction"):
+        batch_sharpness(p, theta, 2, direction=torch.zeros(3, dtype=torch.float64))
+
+
+def test_run_rejects_bad_batch_sizes_and_momentum():
+    p = eoslab.problems.digits_classification(n=50, widths=(8,))
+    with pytest.raises(ValueError, match="batch_size"):
+        eoslab.run(p, eoslab.optim.GD(0.1), 2, batch_size=51, progress=False)
+    with pytest.raises(ValueError, match="beta"):
+        eoslab.optim.HeavyBall(0.1, 1.0)
