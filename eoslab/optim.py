@@ -267,7 +267,22 @@ class OscillationCap(Optimizer):
         return f"GD with oscillation cap {self.cap:g} (lr={self.lr:g})"
 
 
-class NormalizedGD(Optimizer):
+class _AdaptiveStep(Optimizer):
+    """Rules whose step size changes every step: the state is the last effective step, recorded by ``run``."""
+
+    def init(self, theta):
+        return math.nan
+
+    def step_size(self, state):
+        return state
+
+    @property
+    def threshold(self):
+        """No fixed threshold: the effective step adapts (NaN); compare ``2/step_size`` with the sharpness."""
+        return math.nan
+
+
+class NormalizedGD(_AdaptiveStep):
     r"""Normalized gradient descent, :math:`\theta \leftarrow \theta - \eta\,\nabla L/\|\nabla L\|`.
 
     Every step has length ``lr``. The effective step size on :math:`L` is
@@ -285,9 +300,6 @@ class NormalizedGD(Optimizer):
     ([-0.30000001192092896, -0.4000000059604645], 0.1)
     """
 
-    def init(self, theta):
-        return math.nan
-
     def update(self, theta, grad, state, *, loss=None, loss_fn=None):
         norm = float(grad.norm())
         if norm == 0.0:
@@ -297,20 +309,12 @@ class NormalizedGD(Optimizer):
         step = self.lr / norm
         return theta - step * grad, step
 
-    def step_size(self, state):
-        return state
-
-    @property
-    def threshold(self):
-        """No fixed threshold: the effective step adapts (NaN); compare ``2/step_size`` with the sharpness."""
-        return math.nan
-
     @property
     def label(self):
         return f"normalized GD (lr={self.lr:g})"
 
 
-class SqrtLossGD(Optimizer):
+class SqrtLossGD(_AdaptiveStep):
     r"""Gradient descent on :math:`\sqrt{L - L^\star}`: :math:`\theta \leftarrow \theta - \eta\,\nabla L / (2\sqrt{L - L^\star})`.
 
     With a constant ``lr`` on :math:`\sqrt{L}`, the effective step size on
@@ -334,9 +338,6 @@ class SqrtLossGD(Optimizer):
         super().__init__(lr)
         self.min_loss = check_real("min_loss", min_loss)
 
-    def init(self, theta):
-        return math.nan
-
     def update(self, theta, grad, state, *, loss=None, loss_fn=None):
         if loss is None:
             if loss_fn is None:
@@ -349,14 +350,6 @@ class SqrtLossGD(Optimizer):
             return theta, 0.0
         step = self.lr / (2.0 * math.sqrt(excess))
         return theta - step * grad, step
-
-    def step_size(self, state):
-        return state
-
-    @property
-    def threshold(self):
-        """No fixed threshold: the effective step adapts (NaN); compare ``2/step_size`` with the sharpness."""
-        return math.nan
 
     @property
     def label(self):
