@@ -565,7 +565,9 @@ def solve(
 ):
     r"""Integrate ``flow`` from ``problem.theta0`` up to time ``steps`` (in GD steps).
 
-    Runge-Kutta 4 with a curvature-adapted step: the substep is
+    Each unit of time is one call of the flow's :meth:`Flow.advance`. For a
+    vector field that is Runge-Kutta 4 (explicit Euler for
+    :class:`CentralFlow`) with a curvature-adapted step: the substep is
     :math:`h = \min(\alpha / r, h_{\max})`, where :math:`r` is the flow's
     :meth:`Flow.rate` (for gradient flow :math:`\eta S`, with ``S`` the
     sharpness at the last measurement, taken at least every
