@@ -46,6 +46,10 @@ class History:
         The step size of each update (``step_size[t]`` took ``theta_t`` to
         ``theta_{t+1}``): constant for GD, adaptive for :class:`~eoslab.optim.DAL`.
         Empty for flows.
+    state_snapshots : torch.Tensor or None
+        The optimizer's state at each snapshot step, when it is a tensor
+        (the momentum buffer of :class:`~eoslab.optim.HeavyBall`): the
+        ``direction`` of a momentum-aware :func:`~eoslab.curvature.batch_sharpness`.
     extras : dict of str -> ndarray
         Per-step quantities particular to a method, such as the Edge Flow's
         oscillation magnitude (see :meth:`eoslab.flows.Flow.observe`).
@@ -70,6 +74,7 @@ class History:
     snapshot_step: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     snapshots: torch.Tensor | None = None
     step_size: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    state_snapshots: torch.Tensor | None = None
     extras: dict = field(default_factory=dict)
 
     @property
@@ -205,7 +210,7 @@ def run(
         batch = sampler() if sampler is not None else None
         loss_fn = problem if batch is None else (lambda th, b=batch: problem.loss(th, b))
         loss, grad = problem.value_and_grad(theta, batch)
-        if not recorder.record(t, theta, loss, grad, full_batch=batch is None) or t == steps:
+        if not recorder.record(t, theta, loss, grad, full_batch=batch is None, state=state) or t == steps:
             break
         theta, state = optimizer.update(theta, grad, state, loss=loss, loss_fn=loss_fn)
         theta = theta.detach()
@@ -246,6 +251,7 @@ class Recorder:
         self.eig_steps, self.eigs, self.full_losses, self.products = [], [], [], []
         self.snap_steps, self.snaps = [], []
         self.step_sizes = []
+        self.state_snaps = []
         self.vectors, self.sharpness, self.diverged_at, self.limit = None, None, None, None
         self.theta = None
         self.bar = tqdm(total=self.steps, disable=not progress, desc=method.label, leave=False)
@@ -256,7 +262,7 @@ class Recorder:
         theta = p.theta0 if theta0 is None else check_vector("theta0", theta0, size=p.num_params)
         return theta.detach().to(device=p.device, dtype=p.dtype).clone()
 
-    def record(self, t, theta, loss, grad, *, full_batch=True):
+    def record(self, t, theta, loss, grad, *, full_batch=True, state=None):
         """Record time ``t``; return ``False`` (and stop the bar) if the run has diverged."""
         loss_value = float(loss)
         if self.limit is None:
@@ -272,6 +278,8 @@ class Recorder:
         if self.save_every is not None and t % self.save_every == 0:
             self.snap_steps.append(t)
             self.snaps.append(theta.detach().cpu().clone())
+            if isinstance(state, torch.Tensor):  # e.g. a momentum buffer, for momentum-aware curvature
+                self.state_snaps.append(state.detach().cpu().clone())
         if (self.num_eigs or self.always_measure) and (t % self.measure_every == 0 or t == self.steps):
             result = top_eigenpairs(self.problem, theta, k=max(self.num_eigs, 1), tol=self.eig_tol,
                                     init=self.vectors, seed=self.seed)
@@ -308,5 +316,6 @@ class Recorder:
             batch_size=batch_size,
             snapshot_step=np.asarray(self.snap_steps, dtype=int),
             snapshots=torch.stack(self.snaps) if self.snaps else None,
+            state_snapshots=torch.stack(self.state_snaps) if self.state_snaps else None,
             step_size=np.asarray(self.step_sizes, dtype=float),
         )

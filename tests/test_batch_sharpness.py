@@ -68,3 +68,19 @@ def test_run_rejects_bad_batch_sizes_and_momentum():
         eoslab.run(p, eoslab.optim.GD(0.1), 2, batch_size=51, progress=False)
     with pytest.raises(ValueError, match="beta"):
         eoslab.optim.HeavyBall(0.1, 1.0)
+
+
+def test_run_saves_the_momentum_buffer_with_the_parameters():
+    q = eoslab.problems.quadratic([2.0, 1.0], dtype="float64")
+    h = eoslab.run(q, eoslab.optim.HeavyBall(0.1, 0.5), 6, num_eigs=0, save_every=3, progress=False)
+    assert h.state_snapshots.shape == (3, 2)
+    # the buffer at step t is v_t = β v_{t-1} + g_{t-1}, with v_0 = 0
+    v = torch.zeros(2, dtype=torch.float64)
+    theta = q.theta0.clone()
+    buffers = [v.clone()]
+    for _ in range(6):
+        v = 0.5 * v + q.A @ theta
+        theta = theta - 0.1 * v
+        buffers.append(v.clone())
+    torch.testing.assert_close(h.state_snapshots, torch.stack(buffers[::3]))
+    assert eoslab.run(q, eoslab.optim.GD(0.1), 6, num_eigs=0, save_every=3, progress=False).state_snapshots is None
