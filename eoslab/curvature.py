@@ -471,8 +471,8 @@ class BatchSharpness:
         return self.value
 
 
-def batch_sharpness(problem, theta, batch_size, *, direction=None, rtol=0.02, min_batches=10, max_batches=1000,
-                    seed=0):
+def batch_sharpness(problem, theta, batch_size, *, buffer=None, beta=0.0, rtol=0.02, min_batches=10,
+                    max_batches=1000, seed=0):
     r"""The batch sharpness :math:`\mathrm{BS}(\theta) = \mathbb{E}_B\!\left[\frac{g_B^\top H_B\, g_B}{\|g_B\|^2}\right]`.
 
     The curvature that a mini-batch step feels along its own direction
@@ -483,10 +483,15 @@ def batch_sharpness(problem, theta, batch_size, *, direction=None, rtol=0.02, mi
     error is below ``rtol`` times the estimate (after ``min_batches``), or at
     ``max_batches``.
 
-    With ``direction`` (a momentum buffer ``v``), the momentum-aware variant
-    :math:`\mathbb{E}_B\!\left[\frac{v^\top H_B v}{v^\top g_B}\right]` is computed instead:
-    the curvature along the step SGD with momentum actually takes, measured
-    against the gradient component along it.
+    With a momentum ``buffer`` :math:`m` and its coefficient ``beta``, the
+    momentum-aware variant is computed instead: the step that heavy ball
+    (PyTorch convention) takes from :math:`\theta` with batch ``B`` is along
+    :math:`s_B = g_B + \beta m`, and
+
+    .. math:: \mathrm{BS}_\beta = \mathbb{E}_B\!\left[\frac{s_B^\top H_B\, s_B}{s_B^\top g_B}\right],
+
+    the curvature along the step measured against the gradient's component
+    along it (it reduces to the plain definition at ``beta = 0``).
 
     Parameters
     ----------
@@ -495,8 +500,10 @@ def batch_sharpness(problem, theta, batch_size, *, direction=None, rtol=0.02, mi
     theta : torch.Tensor
     batch_size : int
         In ``[1, problem.num_examples]``.
-    direction : torch.Tensor, optional
-        The momentum buffer, for the momentum-aware variant.
+    buffer : torch.Tensor, optional
+        The momentum buffer :math:`m` at ``theta`` (``History.state_snapshots``).
+    beta : float
+        The momentum coefficient, in [0, 1).
     rtol : float
         Target relative standard error, in (0, 1).
     min_batches, max_batches : int
@@ -522,9 +529,12 @@ def batch_sharpness(problem, theta, batch_size, *, direction=None, rtol=0.02, mi
     rtol = check_real("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)
     min_batches = _check_int("min_batches", min_batches, low=2)
     max_batches = _check_int("max_batches", max_batches, low=min_batches)
-    if direction is not None:
-        check_vector("direction", direction, size=theta.numel())
-        direction = direction.detach().to(theta)
+    from ._validation import check_beta
+
+    beta = check_beta("beta", beta)
+    if buffer is not None:
+        check_vector("buffer", buffer, size=theta.numel())
+        buffer = buffer.detach().to(theta)
     generator = torch.Generator().manual_seed(_check_int("seed", seed))
     samples = []
     value = stderr = float("nan")
@@ -532,12 +542,9 @@ def batch_sharpness(problem, theta, batch_size, *, direction=None, rtol=0.02, mi
         batch = torch.randperm(n, generator=generator)[:batch_size].to(theta.device)
         op = HessianOperator(lambda th, b=batch: problem.loss(th, b), theta)
         g = op.gradient
-        if direction is None:
-            denominator = float(g @ g)
-            numerator = float(g @ op.matvec(g)) if denominator > 0 else 0.0
-        else:
-            denominator = float(direction @ g)
-            numerator = float(direction @ op.matvec(direction))
+        step = g if buffer is None else g + beta * buffer
+        denominator = float(step @ g)
+        numerator = float(step @ op.matvec(step)) if denominator != 0 else 0.0
         if denominator == 0.0:
             continue  # a batch with zero gradient (along the direction) carries no curvature information
         samples.append(numerator / denominator)

@@ -49,7 +49,7 @@ class History:
     state_snapshots : torch.Tensor or None
         The optimizer's state at each snapshot step, when it is a tensor
         (the momentum buffer of :class:`~eoslab.optim.HeavyBall`): the
-        ``direction`` of a momentum-aware :func:`~eoslab.curvature.batch_sharpness`.
+        ``buffer`` of a momentum-aware :func:`~eoslab.curvature.batch_sharpness`.
     extras : dict of str -> ndarray
         Per-step quantities particular to a method, such as the Edge Flow's
         oscillation magnitude (see :meth:`eoslab.flows.Flow.observe`).

@@ -14,13 +14,12 @@ def tiny_regression(tiny_mlp):
     return tiny_mlp  # 12 examples, P = 57, float64
 
 
-def per_batch_ratio(problem, theta, batch, direction=None):
+def per_batch_ratio(problem, theta, batch, buffer=None, beta=0.0):
     loss = lambda th: problem.loss(th, torch.tensor(batch))  # noqa: E731
     H = hessian(loss, theta)
     g = torch.func.grad(loss)(theta)
-    if direction is None:
-        return float(g @ H @ g / (g @ g))
-    return float(direction @ H @ direction / (direction @ g))
+    s = g if buffer is None else g + beta * buffer  # the heavy-ball step direction
+    return float(s @ H @ s / (s @ g))
 
 
 def test_batch_sharpness_samples_are_the_per_batch_ratios(tiny_regression):
@@ -43,13 +42,18 @@ def test_batch_sharpness_converges_to_the_average_over_all_batches(tiny_regressi
     assert full.value == pytest.approx(per_batch_ratio(p, theta, list(range(12))), rel=1e-10)
 
 
-def test_momentum_aware_batch_sharpness_uses_the_buffer(tiny_regression):
+def test_momentum_aware_batch_sharpness_uses_the_heavy_ball_step(tiny_regression):
     p, theta = tiny_regression, tiny_regression.theta0
-    v = torch.randn(p.num_params, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    result = batch_sharpness(p, theta, 4, direction=v, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
+    m = torch.randn(p.num_params, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    result = batch_sharpness(p, theta, 4, buffer=m, beta=0.9, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
     generator = torch.Generator().manual_seed(1)
-    direct = [per_batch_ratio(p, theta, torch.randperm(12, generator=generator)[:4].tolist(), v) for _ in range(3)]
+    direct = [per_batch_ratio(p, theta, torch.randperm(12, generator=generator)[:4].tolist(), m, 0.9)
+              for _ in range(3)]
     np.testing.assert_allclose(result.samples.numpy(), direct, rtol=1e-10)
+    # beta = 0 is the plain definition
+    plain = batch_sharpness(p, theta, 4, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
+    zero = batch_sharpness(p, theta, 4, buffer=m, beta=0.0, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
+    np.testing.assert_allclose(zero.samples.numpy(), plain.samples.numpy(), rtol=1e-12)
 
 
 def test_batch_sharpness_validates(tiny_regression):
@@ -58,8 +62,10 @@ def test_batch_sharpness_validates(tiny_regression):
                          ({"batch_size": 2, "rtol": 0.0}, "rtol"), ({"batch_size": 2, "min_batches": 1}, "min_batches")]:
         with pytest.raises(ValueError, match=name):
             batch_sharpness(p, theta, **kwargs)
-    with pytest.raises(ValueError, match="direction"):
-        batch_sharpness(p, theta, 2, direction=torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="buffer"):
+        batch_sharpness(p, theta, 2, buffer=torch.zeros(3, dtype=torch.float64), beta=0.5)
+    with pytest.raises(ValueError, match="beta"):
+        batch_sharpness(p, theta, 2, buffer=torch.zeros(p.num_params, dtype=torch.float64), beta=1.0)
 
 
 def test_run_rejects_bad_batch_sizes_and_momentum():
