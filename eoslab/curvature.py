@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_int, check_real, check_vector
+from ._validation import check_beta, check_int, check_real, check_vector
 
 __all__ = [
     "HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs",
@@ -521,21 +521,17 @@ def batch_sharpness(problem, theta, batch_size, *, buffer=None, beta=0.0, rtol=0
     >>> round(batch_sharpness(q, q.theta0, 1).value, 6)
     3.0
     """
-    from ._validation import check_int as _check_int
-
     check_vector("theta", theta)
-    n = _check_int("problem.num_examples", problem.num_examples, low=1)
-    batch_size = _check_int("batch_size", batch_size, low=1, high=n)
+    n = check_int("problem.num_examples", problem.num_examples, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1, high=n)
     rtol = check_real("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)
-    min_batches = _check_int("min_batches", min_batches, low=2)
-    max_batches = _check_int("max_batches", max_batches, low=min_batches)
-    from ._validation import check_beta
-
+    min_batches = check_int("min_batches", min_batches, low=2)
+    max_batches = check_int("max_batches", max_batches, low=min_batches)
     beta = check_beta("beta", beta)
     if buffer is not None:
         check_vector("buffer", buffer, size=theta.numel())
         buffer = buffer.detach().to(theta)
-    generator = torch.Generator().manual_seed(_check_int("seed", seed))
+    generator = torch.Generator().manual_seed(check_int("seed", seed))
     samples = []
     value = stderr = float("nan")
     for k in range(max_batches):

@@ -129,7 +129,22 @@ class Nesterov(HeavyBall):
         return (2.0 + 2.0 * self.beta) / (self.lr * (1.0 + 2.0 * self.beta))
 
 
-class DAL(Optimizer):
+class _AdaptiveStep(Optimizer):
+    """Rules whose step size changes every step: the state is the last effective step, recorded by ``run``."""
+
+    def init(self, theta):
+        return math.nan
+
+    def step_size(self, state):
+        return state
+
+    @property
+    def threshold(self):
+        """No fixed threshold: the effective step adapts (NaN); compare ``2/step_size`` with the sharpness."""
+        return math.nan
+
+
+class DAL(_AdaptiveStep):
     r"""Gradient descent with the drift-adjusted learning rate of Rosca et al. (2023).
 
     With :math:`g = \nabla L(\theta)`, each step uses
@@ -182,9 +197,6 @@ class DAL(Optimizer):
         curvature = float(hvp(loss_fn, theta, grad).norm()) / g_norm if g_norm > 0 else 0.0
         step = self.max_scale if curvature == 0 else min(2.0 / curvature**self.p, self.max_scale)
         return theta - step * grad, step
-
-    def step_size(self, state):
-        return state
 
     @property
     def threshold(self):
@@ -265,21 +277,6 @@ class OscillationCap(Optimizer):
     @property
     def label(self):
         return f"GD with oscillation cap {self.cap:g} (lr={self.lr:g})"
-
-
-class _AdaptiveStep(Optimizer):
-    """Rules whose step size changes every step: the state is the last effective step, recorded by ``run``."""
-
-    def init(self, theta):
-        return math.nan
-
-    def step_size(self, state):
-        return state
-
-    @property
-    def threshold(self):
-        """No fixed threshold: the effective step adapts (NaN); compare ``2/step_size`` with the sharpness."""
-        return math.nan
 
 
 class NormalizedGD(_AdaptiveStep):

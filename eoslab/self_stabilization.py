@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ._validation import check_int, check_positive, check_real, check_vector
 from .curvature import HessianOperator, taylor_center, top_eigenpairs
-from .flows import rk4_step
+from .flows import GradientFlow
 from .problems import Problem
 
 __all__ = [
@@ -419,15 +419,6 @@ class Lockstep:
         return 2.0 / self.lr
 
 
-def _gradient_flow_step(problem, theta, lr, sharpness, alpha=0.5):
-    """Gradient flow over one unit of time (one GD step), RK4 with substeps ``<= alpha / (lr S)``."""
-    n_sub = max(1, math.ceil(lr * max(sharpness, 0.0) / alpha))
-    velocity = lambda th: -lr * problem.value_and_grad(th)[1]  # noqa: E731
-    for _ in range(n_sub):
-        theta = rk4_step(velocity, theta, 1.0 / n_sub)
-    return theta
-
-
 def track(problem, lr, theta, steps, *, iterations=3, eig_tol=1e-8, gradient_flow=True, device=None,
           dtype="float64", progress=True):
     r"""Run GD, gradient flow, the constrained trajectory and the predicted dynamics in lockstep.
@@ -469,6 +460,7 @@ def track(problem, lr, theta, steps, *, iterations=3, eig_tol=1e-8, gradient_flo
     theta = check_vector("theta", theta, size=problem.num_params).detach().to(problem.theta0)
 
     dagger = project_to_stable_set(problem, theta, lr, iterations=iterations, tol=eig_tol)
+    flow = GradientFlow(lr)  # RK4 with substeps of at most 0.5 / (lr S)
     gd, v, gf = theta.clone(), theta - dagger.theta, theta.clone()
     u_gd = u_pred = u_gf = dagger.u
     s_gf = dagger.sharpness
@@ -510,7 +502,7 @@ def track(problem, lr, theta, steps, *, iterations=3, eig_tol=1e-8, gradient_flo
         gd = gd - lr * gd_grad
         v = predicted_step(problem, v, dagger, lr)
         if gradient_flow:
-            gf = _gradient_flow_step(problem, gf, lr, s_gf)
+            gf = flow.advance(problem, gf, s_gf, alpha=0.5, max_substep=1.0)
         dagger = constrained_step(problem, dagger, lr, iterations=iterations, tol=eig_tol)
     n = len(rec["gd_loss"])
     arrays = {k: np.asarray(rec[k], dtype=float) if rec[k] else np.full(n, np.nan) for k in keys}
