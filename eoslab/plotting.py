@@ -5,7 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-__all__ = ["COLORS", "STAGE_COLORS", "plot_contour_paths", "plot_history", "plot_lockstep", "plot_two_variable"]
+__all__ = ["COLORS", "STAGE_COLORS", "plot_contour_paths", "plot_eoss", "plot_eoss_phase", "plot_history", "plot_lockstep",
+           "plot_two_variable"]
 
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -221,4 +222,115 @@ def plot_lockstep(lock, *, axes=None, title=None, stop=None):
         ax_x.set_title(f"diverged at step {lock.diverged_at}", color="#b00")
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_eoss(runs, *, axes=None, title=None):
+    """Batch sharpness along SGD runs: full-batch loss (left); batch sharpness and λ_max (right).
+
+    For each :class:`~eoslab.stochastic.EossRun`, batch sharpness is the solid
+    line with dots and the full-batch :math:`\\lambda_{\\max}` the dashed line, in
+    the run's colour; the predicted levels are thin horizontal lines in the
+    same colour: :math:`2/\\eta` (dotted) for plain SGD, and with momentum
+    :math:`2(1-\\beta)/\\eta` (dotted) and :math:`2(1+\\beta)/\\eta` (dash-dot).
+    A diverged run says so in the legend.
+
+    Parameters
+    ----------
+    runs : EossRun or list of EossRun
+    axes : pair of matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    ax_loss, ax_bs = axes
+    for i, r in enumerate(runs):
+        color = COLORS[i % len(COLORS)]
+        h = r.history
+        label = r.label if r.diverged_at is None else f"{r.label} (diverged at step {r.diverged_at})"
+        if h.eig_step.size:
+            ax_loss.plot(h.eig_step, h.full_loss, color=color, marker=".", lw=1.2, label=label)
+        ax_bs.plot(r.step, r.batch_sharpness, color=color, marker="o", ms=3, lw=1.4, label=f"batch sharpness, {r.label}")
+        ax_bs.plot(r.step, r.lambda_max, color=color, ls="--", lw=1.2)
+        if r.beta == 0:
+            ax_bs.axhline(r.levels.plain, color=color, ls=":", lw=1.2)
+        else:
+            ax_bs.axhline(r.levels.small, color=color, ls=":", lw=1.2)
+            ax_bs.axhline(r.levels.large, color=color, ls="-.", lw=1.0)
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("full-batch training loss")
+    ax_bs.set_xlabel("step")
+    ax_bs.set_ylabel("curvature")
+    ax_bs.plot([], [], "k--", lw=1.2, label="$\\lambda_{\\max}$ of the full-batch Hessian")
+    ax_bs.plot([], [], "k:", lw=1.2, label="$2/\\eta$, or $2(1-\\beta)/\\eta$ with momentum")
+    if any(r.beta > 0 for r in runs):
+        ax_bs.plot([], [], "k-.", lw=1.0, label="$2(1+\\beta)/\\eta$")
+    ax_loss.legend(fontsize=8)
+    ax_bs.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_eoss_phase(rows, *, ax=None, title=None):
+    """The phase picture: plateau of batch sharpness (in units of ``2/η``) against batch size.
+
+    ``rows`` are the dicts of :func:`eoslab.stochastic.plateau_table` (or
+    the stored ``eoss_phase.json``). Runs are grouped by ``(beta, lr)``; each
+    group is a line, with its two predicted levels ``1-β`` (dotted) and
+    ``1+β`` (dash-dot) in its colour. Full batch is drawn at the right end;
+    diverged runs are crosses on the top edge, and runs that did not train
+    (``trained`` false) are hollow circles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
+    else:
+        fig = ax.figure
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["beta"], row["lr"]), []).append(row)
+    top = max([1 + b for b, _ in groups] + [1.0]) * 1.15
+    for i, ((beta, lr), group) in enumerate(groups.items()):
+        color = COLORS[i % len(COLORS)]
+        group = sorted(group, key=lambda r: r["batch_size"])
+        x = np.array([r["batch_size"] for r in group], dtype=float)
+        y = np.array([r["batch_sharpness"] * lr / 2 for r in group], dtype=float)
+        ok = np.isfinite(y)
+        stuck = ok & ~np.array([r.get("trained", True) for r in group])
+        good = ok & ~stuck
+        ax.plot(x[good], y[good], marker="o", color=color, lw=1.4, label=f"β = {beta:g}, η = {lr:g}")
+        if stuck.any():  # the run never trained: its "plateau" is that of a collapsed network
+            ax.plot(x[stuck], y[stuck], "o", ms=9, mfc="white", mec=color, mew=1.5)
+        if (~ok).any():
+            ax.plot(x[~ok], np.full((~ok).sum(), top * 0.97), "x", color=color, ms=8, mew=2)
+        ax.axhline(1 - beta, color=color, ls=":", lw=1.1)
+        if beta > 0:
+            ax.axhline(1 + beta, color=color, ls="-.", lw=1.0)
+    full = [r["batch_size"] for r in rows if r.get("full_batch")]
+    ax.set_xscale("log", base=2)
+    ticks = sorted({r["batch_size"] for r in rows})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["full" if t in full else str(t) for t in ticks])
+    ax.set_ylim(0, top)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("batch-sharpness plateau  × η/2")
+    ax.plot([], [], "k:", lw=1.1, label="predicted $1-\\beta$ (small batch)")
+    ax.plot([], [], "k-.", lw=1.0, label="predicted $1+\\beta$ (large batch)")
+    ax.plot([], [], "kx", ms=8, mew=2, label="diverged")
+    ax.plot([], [], "o", ms=9, mfc="white", mec="k", mew=1.5, label="did not train")
+    ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    if title:
+        ax.set_title(title)
     return fig

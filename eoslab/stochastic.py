@@ -1,0 +1,257 @@
+r"""The Edge of Stochastic Stability: batch sharpness along an SGD run, its plateau, and momentum's two levels.
+
+Mini-batch steps feel the curvature of their own batch along their own
+direction. :func:`~eoslab.curvature.batch_sharpness` measures it at one
+point; :func:`eoss_run` trains with SGD (with or without heavy-ball
+momentum) and measures it, with the full-batch :math:`\lambda_{\max}`, along
+the way; :meth:`EossRun.plateau` reads off the level it settles at, and
+:func:`eoss_levels` gives the levels linear stability predicts:
+
+==========================  =========================
+regime                      batch sharpness settles at
+==========================  =========================
+SGD (``beta = 0``)          :math:`2/\eta`
+momentum, small batches     :math:`2(1-\beta)/\eta`
+momentum, large batches     :math:`2(1+\beta)/\eta`
+==========================  =========================
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._validation import check_beta, check_int, check_positive, check_real
+from .curvature import batch_sharpness
+from .optim import GD, HeavyBall
+from .problems import Problem
+from .runs import History, run
+
+__all__ = ["EossLevels", "eoss_levels", "Plateau", "EossRun", "eoss_run", "plateau_table"]
+
+
+@dataclass(frozen=True)
+class EossLevels:
+    """The batch-sharpness levels linear stability predicts for SGD with momentum ``beta`` at step size ``lr``.
+
+    Attributes
+    ----------
+    small : float
+        ``2(1-beta)/lr``: a batch's gradient stays in the buffer and moves
+        the parameters by ``lr/(1-beta)`` times itself in all.
+    large : float
+        ``2(1+beta)/lr``: the heavy ball's threshold on a fixed quadratic,
+        reached through a period-two oscillation of the buffer.
+    plain : float
+        ``2/lr``, the level of plain SGD (both of the above at ``beta = 0``).
+    """
+
+    lr: float
+    beta: float
+    small: float
+    large: float
+    plain: float
+
+
+def eoss_levels(lr, beta=0.0):
+    """The predicted plateaus of batch sharpness: see :class:`EossLevels`.
+
+    Examples
+    --------
+    >>> levels = eoss_levels(0.1, 0.9)
+    >>> round(levels.small, 6), round(levels.large, 6), round(levels.plain, 6)
+    (2.0, 38.0, 20.0)
+    """
+    lr = check_positive("lr", lr)
+    beta = check_beta("beta", beta)
+    return EossLevels(lr, beta, 2 * (1 - beta) / lr, 2 * (1 + beta) / lr, 2 / lr)
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Averages over the late part of an :class:`EossRun` (see :meth:`EossRun.plateau`).
+
+    ``batch_sharpness`` is the mean; ``low`` and ``high`` its extremes over
+    the window; ``lambda_max`` and ``momentum_batch_sharpness`` are means
+    over the same measurements.
+    """
+
+    batch_sharpness: float
+    low: float
+    high: float
+    lambda_max: float
+    momentum_batch_sharpness: float
+    num_measurements: int
+
+
+@dataclass
+class EossRun:
+    """An SGD run with its batch sharpness measured along the way (from :func:`eoss_run`).
+
+    Attributes
+    ----------
+    history : History
+        The run itself (losses, full-batch eigenvalues, parameter snapshots).
+    step : ndarray of int
+        Steps at which batch sharpness was measured.
+    batch_sharpness, stderr : ndarray
+        :math:`\\mathbb{E}_B[g_B^\\top H_B g_B/\\|g_B\\|^2]` and its Monte Carlo standard error.
+    momentum_batch_sharpness : ndarray
+        The momentum-aware variant along the heavy-ball step (equal to
+        ``batch_sharpness`` when ``beta = 0``).
+    lambda_max : ndarray
+        Top eigenvalue of the full-batch Hessian at the same steps.
+    lr, beta, batch_size :
+        The setting (``batch_size`` is the number of examples for full batch).
+    levels : EossLevels
+    """
+
+    history: History
+    step: np.ndarray
+    batch_sharpness: np.ndarray
+    stderr: np.ndarray
+    momentum_batch_sharpness: np.ndarray
+    lambda_max: np.ndarray
+    lr: float
+    beta: float
+    batch_size: int
+    full_batch: bool
+    levels: EossLevels
+
+    @property
+    def diverged_at(self):
+        return self.history.diverged_at
+
+    @property
+    def label(self):
+        batch = "full batch" if self.full_batch else f"batch {self.batch_size}"
+        return f"η={self.lr:g}, β={self.beta:g}, {batch}"
+
+    def plateau(self, start=0.5):
+        """Averages over the measurements from ``start`` (a fraction of the run) on.
+
+        Raises ``ValueError`` if the window holds no measurement (for
+        instance when the run diverged before it).
+        """
+        start = check_real("start", start, low=0.0, high=1.0, high_open=True)
+        steps_total = int(self.history.step[-1]) if self.diverged_at is None else self.diverged_at
+        window = self.step >= start * steps_total
+        if self.diverged_at is not None or not window.any():
+            where = f"diverged at step {self.diverged_at}" if self.diverged_at is not None else "has no measurement"
+            raise ValueError(f"no plateau: the run ({self.label}) {where} in the window from {start:g} of its length")
+        bs = self.batch_sharpness[window]
+        return Plateau(float(bs.mean()), float(bs.min()), float(bs.max()), float(self.lambda_max[window].mean()),
+                       float(self.momentum_batch_sharpness[window].mean()), int(window.sum()))
+
+    def __repr__(self):
+        if self.diverged_at is not None:
+            return f"<EossRun {self.label}: diverged at step {self.diverged_at}>"
+        return (f"<EossRun {self.label}: {len(self.step)} measurements, "
+                f"final batch sharpness {self.batch_sharpness[-1]:.4g}, λ_max {self.lambda_max[-1]:.4g}>")
+
+
+def eoss_run(problem, lr, batch_size=None, *, beta=0.0, steps=10_000, measurements=10, rtol=0.03, max_batches=200,
+             seed=0, device=None, dtype=None, progress=True):
+    """Train with SGD (heavy-ball momentum ``beta``) and measure batch sharpness and λ_max along the way.
+
+    Parameters
+    ----------
+    problem : Problem
+    lr : float
+        Step size, > 0.
+    batch_size : int, optional
+        Batch size, in ``[1, problem.num_examples]``; ``None`` (or the number
+        of examples) trains with full-batch GD or heavy ball.
+    beta : float
+        Momentum, in [0, 1) (PyTorch's convention, :class:`~eoslab.optim.HeavyBall`).
+    steps : int
+        Training steps.
+    measurements : int
+        Number of measurement points after the start (every ``steps // measurements`` steps).
+    rtol, max_batches :
+        The Monte Carlo stopping rule of :func:`~eoslab.curvature.batch_sharpness`.
+        Batch sharpness is measured with batches of the training batch size.
+    seed : int
+        Seeds the batch order, the eigensolver and the batch-sharpness draws.
+    device, dtype : optional
+        Where to run (``"cuda"`` for a GPU).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    EossRun
+        A run that diverges stops there; its measurements cover the steps before.
+
+    Examples
+    --------
+    >>> from eoslab.problems import digits_classification
+    >>> p = digits_classification(n=50, widths=(8,), activation="relu", init_scale=0.2)
+    >>> r = eoss_run(p, 0.2, 8, steps=40, measurements=2, progress=False)
+    >>> r.step.tolist(), r.levels.plain
+    ([0, 20, 40], 10.0)
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
+    problem = problem.to(device=device, dtype=dtype)
+    n = problem.num_examples
+    levels = eoss_levels(lr, beta)
+    if batch_size is None:
+        batch_size = n
+    batch_size = check_int("batch_size", batch_size, low=1, high=n)
+    steps = check_int("steps", steps, low=1)
+    measurements = check_int("measurements", measurements, low=1, high=steps)
+    every = steps // measurements
+    optimizer = GD(lr) if levels.beta == 0 else HeavyBall(lr, levels.beta)
+    history = run(problem, optimizer, steps, batch_size=None if batch_size == n else batch_size, num_eigs=1,
+                  measure_every=every, save_every=every, seed=seed, progress=progress)
+    eig_at = dict(zip(history.eig_step.tolist(), history.sharpness.tolist()))
+    rows = []
+    snaps = list(zip(history.snapshot_step.tolist(), history.snapshots if history.snapshots is not None else []))
+    for k, (t, theta) in enumerate(tqdm(snaps, disable=not progress, desc="batch sharpness", leave=False)):
+        theta = theta.to(device=problem.device, dtype=problem.dtype)
+        plain = batch_sharpness(problem, theta, batch_size, rtol=rtol, max_batches=max_batches, seed=seed * 7919 + k)
+        if levels.beta > 0:
+            buffer = history.state_snapshots[k]
+            aware = batch_sharpness(problem, theta, batch_size, buffer=buffer, beta=levels.beta, rtol=rtol,
+                                    max_batches=max_batches, seed=seed * 7919 + k).value
+        else:
+            aware = plain.value
+        rows.append((t, plain.value, plain.stderr, aware, eig_at.get(t, np.nan)))
+    table = np.array(rows, dtype=float).reshape(-1, 5)
+    return EossRun(history, table[:, 0].astype(int), table[:, 1], table[:, 2], table[:, 3], table[:, 4],
+                   float(lr), levels.beta, batch_size, batch_size == n, levels)
+
+
+def plateau_table(runs, start=0.5):
+    """One row per run: the measured plateau against the predicted levels.
+
+    Returns a list of dicts with keys ``label``, ``lr``, ``beta``,
+    ``batch_size``, ``batch_sharpness``, ``lambda_max``,
+    ``momentum_batch_sharpness``, ``small``, ``large``, ``ratio_small``,
+    ``ratio_large`` (measured / predicted), ``initial_loss``, ``final_loss``
+    (full batch, at the first and last measurement), ``trained`` and
+    ``diverged_at``. A diverged run has NaN measurements. A run that did not
+    halve its loss has ``trained = False``: a ReLU network can collapse to a
+    constant output (for one-hot squared loss, about 0.45) and sit there
+    with the flat curvature of a dead network; its "plateau" says nothing
+    about the edge.
+    """
+    rows = []
+    for r in runs:
+        row = dict(label=r.label, lr=r.lr, beta=r.beta, batch_size=r.batch_size, full_batch=r.full_batch,
+                   small=r.levels.small, large=r.levels.large, diverged_at=r.diverged_at,
+                   initial_loss=float(r.history.full_loss[0]), final_loss=float(r.history.full_loss[-1]))
+        row["trained"] = r.diverged_at is None and row["final_loss"] < 0.5 * row["initial_loss"]
+        try:
+            p = r.plateau(start)
+            row.update(batch_sharpness=p.batch_sharpness, lambda_max=p.lambda_max,
+                       momentum_batch_sharpness=p.momentum_batch_sharpness)
+        except ValueError:
+            row.update(batch_sharpness=np.nan, lambda_max=np.nan, momentum_batch_sharpness=np.nan)
+        row["ratio_small"] = row["batch_sharpness"] / row["small"]
+        row["ratio_large"] = row["batch_sharpness"] / row["large"]
+        rows.append(row)
+    return rows

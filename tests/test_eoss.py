@@ -1,0 +1,156 @@
+"""The Edge of Stochastic Stability: eoss_run against direct computations, and the chapter's claims on digits."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+from eoslab.curvature import hessian
+from eoslab.plotting import plot_eoss, plot_eoss_phase
+from eoslab.problems import digits_eoss
+from eoslab.stochastic import eoss_levels, eoss_run, plateau_table
+
+PHASE = pathlib.Path(__file__).resolve().parents[1] / "chapters" / "data" / "eoss_phase.json"
+
+
+def test_levels_are_the_linear_stability_thresholds():
+    lv = eoss_levels(0.05, 0.5)
+    assert (lv.small, lv.large, lv.plain) == pytest.approx((20.0, 60.0, 40.0))
+    plain = eoss_levels(0.2)
+    assert plain.small == plain.large == plain.plain == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr=-0.1), "lr"),
+    (dict(lr=0.1, beta=1.0), r"beta.*\[0, 1\)"),
+    (dict(lr=0.1, beta=-0.2), r"beta.*\[0, 1\)"),
+])
+def test_levels_reject_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        eoss_levels(**kwargs)
+
+
+@pytest.fixture
+def tiny_digits():
+    return digits_eoss(n=40, widths=(6,), dtype="float64")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch_size=0), r"batch_size.*1"),
+    (dict(batch_size=41), r"batch_size.*40"),
+    (dict(batch_size=8, beta=1.0), r"beta.*\[0, 1\)"),
+    (dict(batch_size=8, lr=0.0), "lr"),
+    (dict(batch_size=8, measurements=0), "measurements"),
+])
+def test_eoss_run_rejects_bad_input(tiny_digits, kwargs, match):
+    args = dict(lr=0.1) | kwargs
+    with pytest.raises(ValueError, match=match):
+        eoss_run(tiny_digits, args.pop("lr"), args.pop("batch_size"), steps=10, progress=False, **args)
+
+
+def test_eoss_run_measures_what_a_direct_computation_gives(tiny_digits):
+    p = tiny_digits
+    beta, B = 0.5, 5
+    r = eoss_run(p, 0.3, B, beta=beta, steps=30, measurements=3, rtol=1e-12, max_batches=10, progress=False)
+    assert r.step.tolist() == [0, 10, 20, 30]
+    h = r.history
+    for k, t in enumerate(r.step):
+        theta = h.snapshots[k]
+        # λ_max against a dense eigendecomposition of the full-batch Hessian
+        assert r.lambda_max[k] == pytest.approx(float(torch.linalg.eigvalsh(hessian(p.loss, theta))[-1]), rel=1e-4)
+        # both batch sharpnesses against dense per-batch Hessians on the same batch draws
+        generator = torch.Generator().manual_seed(k)
+        plain, aware = [], []
+        for _ in range(10):
+            batch = torch.randperm(40, generator=generator)[:B]
+            loss = lambda th, b=batch: p.loss(th, b)  # noqa: E731
+            H, g = hessian(loss, theta), torch.func.grad(loss)(theta)
+            s = g + beta * h.state_snapshots[k]
+            plain.append(float(g @ H @ g / (g @ g)))
+            aware.append(float(s @ H @ s / (s @ g)))
+        assert r.batch_sharpness[k] == pytest.approx(np.mean(plain), rel=1e-9)
+        assert r.momentum_batch_sharpness[k] == pytest.approx(np.mean(aware), rel=1e-9)
+    window = r.step >= 15
+    assert r.plateau().batch_sharpness == pytest.approx(r.batch_sharpness[window].mean())
+    assert r.plateau().num_measurements == 2
+
+
+def test_eoss_run_is_deterministic_and_full_batch_by_default(tiny_digits):
+    a = eoss_run(tiny_digits, 0.3, 4, steps=20, measurements=2, progress=False)
+    b = eoss_run(tiny_digits, 0.3, 4, steps=20, measurements=2, progress=False)
+    np.testing.assert_array_equal(a.batch_sharpness, b.batch_sharpness)
+    full = eoss_run(tiny_digits, 0.3, steps=20, measurements=2, progress=False)
+    assert full.full_batch and full.batch_size == 40 and full.history.batch_size is None
+    assert full.label == "η=0.3, β=0, full batch"
+
+
+def test_a_divergent_run_stops_cleanly_and_has_no_plateau(tiny_digits):
+    r = eoss_run(tiny_digits, 500.0, 8, steps=50, measurements=5, progress=False)
+    assert r.diverged_at is not None and "diverged at step" in repr(r)
+    with pytest.raises(ValueError, match="diverged at step"):
+        r.plateau()
+    row = plateau_table([r])[0]
+    assert np.isnan(row["batch_sharpness"]) and row["diverged_at"] == r.diverged_at
+    fig = plot_eoss([r])
+    assert "diverged at step" in fig.axes[0].get_legend().get_texts()[0].get_text()
+
+
+def test_phase_figure_draws_every_group_and_marks_divergence():
+    rows = [dict(beta=0.0, lr=0.2, batch_size=b, full_batch=b == 100, batch_sharpness=9.0) for b in (8, 100)]
+    rows += [dict(beta=0.9, lr=0.1, batch_size=8, full_batch=False, batch_sharpness=np.nan),
+             dict(beta=0.9, lr=0.1, batch_size=100, full_batch=True, batch_sharpness=37.0)]
+    fig = plot_eoss_phase(rows)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "β = 0, η = 0.2" in labels and "β = 0.9, η = 0.1" in labels and "diverged" in labels
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "full"]
+    assert ax.get_ylim()[1] == pytest.approx(1.9 * 1.15)
+
+
+def test_stored_phase_data_is_complete():
+    data = json.loads(PHASE.read_text())
+    rows = data["rows"]
+    assert len(rows) == 20 and data["steps"] == 12_000
+    assert {(r["beta"], r["lr"]) for r in rows} == {(0.0, 0.2), (0.5, 0.2), (0.9, 0.02), (0.9, 0.2)}
+    for r in rows:
+        assert r["small"] == pytest.approx(2 * (1 - r["beta"]) / r["lr"])
+        assert len(r["trace"]["step"]) == 11 or r["diverged_at"] is not None
+
+
+# --- the chapter's claims, on the chapter's problem (slow: about a minute in all) -------------------------------
+
+@pytest.fixture(scope="module")
+def problem():
+    return digits_eoss()
+
+
+@pytest.mark.slow
+def test_sgd_batch_sharpness_settles_at_two_over_eta_while_lambda_max_stays_below(problem):
+    r = eoss_run(problem, 0.2, 16, steps=12_000, measurements=12, progress=False)
+    p = r.plateau()
+    assert p.batch_sharpness / r.levels.plain == pytest.approx(1.0, abs=0.15)
+    window = r.step >= r.step[-1] / 2
+    assert np.all(r.lambda_max[window] < r.levels.plain)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_momentum_small_batch_settles_at_two_one_minus_beta_over_eta(problem, seed):
+    r = eoss_run(problem, 0.02, 8, beta=0.9, steps=12_000, seed=seed, progress=False)
+    assert r.plateau().batch_sharpness / r.levels.small == pytest.approx(1.0, abs=0.15)
+    assert r.plateau().lambda_max < r.levels.small
+
+
+@pytest.mark.slow
+def test_momentum_full_batch_settles_at_two_one_plus_beta_over_eta(problem):
+    r = eoss_run(problem, 0.2, None, beta=0.9, steps=6000, progress=False)
+    assert r.plateau().batch_sharpness / r.levels.large == pytest.approx(1.0, abs=0.15)
+    assert r.plateau().lambda_max / r.levels.large == pytest.approx(1.0, abs=0.15)
+
+
+@pytest.mark.slow
+def test_stored_phase_data_reproduces(problem):
+    stored = next(r for r in json.loads(PHASE.read_text())["rows"] if r["beta"] == 0.5 and r["batch_size"] == 8)
+    fresh = plateau_table([eoss_run(problem, 0.2, 8, beta=0.5, steps=12_000, progress=False)])[0]
+    assert fresh["batch_sharpness"] == pytest.approx(stored["batch_sharpness"], rel=0.05)
