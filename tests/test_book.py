@@ -28,6 +28,7 @@ EXPECTED_PAGES = [
     "chapters/04_principal_flow.html",
     "chapters/05_edge_flow.html",
     "chapters/06_minimizer_manifold.html",
+    "chapters/07_momentum_eoss.html",
     "chapters/references.html",
 ]
 
