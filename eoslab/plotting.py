@@ -22,6 +22,26 @@ def _as_list(histories):
     return list(histories), [h.label for h in histories]
 
 
+def _pair(axes):
+    """The standard side-by-side pair of axes: ``axes`` if given, else a new figure's."""
+    if axes is None:
+        return plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    return axes[0].figure, axes
+
+
+def _finish_pair(fig, ax_loss, ax_right, right_label, *, title=None, loss_label="training loss", legend_size=8):
+    """Axis labels and legends shared by the loss-plus-curvature figures."""
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel(loss_label)
+    ax_right.set_xlabel("step")
+    ax_right.set_ylabel(right_label)
+    ax_loss.legend(fontsize=8)
+    ax_right.legend(fontsize=legend_size)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_history(histories, *, labels=None, all_eigenvalues=False, log_loss=True, axes=None, title=None):
     """The standard Edge of Stability figure: loss (left) and sharpness (right).
 
@@ -50,10 +70,7 @@ def plot_history(histories, *, labels=None, all_eigenvalues=False, log_loss=True
     labels = default_labels if labels is None else list(labels)
     if len(labels) != len(runs):
         raise ValueError(f"labels must have one entry per history ({len(runs)}), got {len(labels)}")
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    else:
-        fig = axes[0].figure
+    fig, axes = _pair(axes)
     ax_loss, ax_sharp = axes
     for i, (h, label) in enumerate(zip(runs, labels)):
         color = COLORS[i % len(COLORS)]
@@ -71,16 +88,8 @@ def plot_history(histories, *, labels=None, all_eigenvalues=False, log_loss=True
             ax_sharp.axhline(h.threshold, color=color, ls="--", lw=1)
     if log_loss:
         ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("training loss")
-    ax_sharp.set_xlabel("step")
-    ax_sharp.set_ylabel("sharpness  $\\lambda_{\\max}(H)$")
     ax_sharp.plot([], [], "k--", lw=1, label="stability threshold ($2/\\eta$ for GD)")
-    ax_loss.legend(fontsize=8)
-    ax_sharp.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_pair(fig, ax_loss, ax_sharp, "sharpness  $\\lambda_{\\max}(H)$", title=title)
 
 
 def plot_contour_paths(loss, paths, *, xlim, ylim, ax=None, levels=20, labels=None, minimum=None, resolution=200):
@@ -152,10 +161,7 @@ def plot_two_variable(traj, *, axes=None, title=None):
     The equilibrium :math:`|x| = \delta = \sqrt{2\alpha/\beta}` and :math:`y = 0`
     are dashed. Returns the figure.
     """
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    else:
-        fig = axes[0].figure
+    fig, axes = _pair(axes)
     ax_x, ax_y = axes
     steps = traj.step
     handles = _shade_stages(ax_x, steps, traj.stage)
@@ -246,10 +252,7 @@ def plot_eoss(runs, *, axes=None, title=None):
     matplotlib.figure.Figure
     """
     runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
-    else:
-        fig = axes[0].figure
+    fig, axes = _pair(axes)
     ax_loss, ax_bs = axes
     for i, r in enumerate(runs):
         color = COLORS[i % len(COLORS)]
@@ -265,19 +268,12 @@ def plot_eoss(runs, *, axes=None, title=None):
             ax_bs.axhline(r.levels.small, color=color, ls=":", lw=1.2)
             ax_bs.axhline(r.levels.large, color=color, ls="-.", lw=1.0)
     ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("full-batch training loss")
-    ax_bs.set_xlabel("step")
-    ax_bs.set_ylabel("curvature")
     ax_bs.plot([], [], "k--", lw=1.2, label="$\\lambda_{\\max}$ of the full-batch Hessian")
     ax_bs.plot([], [], "k:", lw=1.2, label="$2/\\eta$, or $2(1-\\beta)/\\eta$ with momentum")
     if any(r.beta > 0 for r in runs):
         ax_bs.plot([], [], "k-.", lw=1.0, label="$2(1+\\beta)/\\eta$")
-    ax_loss.legend(fontsize=8)
-    ax_bs.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _finish_pair(fig, ax_loss, ax_bs, "curvature", title=title, loss_label="full-batch training loss",
+                        legend_size=7)
 
 
 def plot_eoss_phase(rows, *, ax=None, title=None):
