@@ -1,20 +1,31 @@
-"""Slider panels that re-run an experiment and redraw its figure.
+"""Slider panels: live ones that re-run an experiment, and static ones precomputed on a grid.
 
-The sliders use ``continuous_update=False``: the experiment re-runs when a
-slider is released, not on every pixel of the drag. A run that diverges
-shows "diverged at step k" above its (partial) figure; an invalid setting
-shows the error message; neither shows a traceback.
+:func:`slider_panel` needs a running kernel. Its sliders use
+``continuous_update=False``: the experiment re-runs when a slider is
+released, not on every pixel of the drag. A run that diverges shows
+"diverged at step k" above its (partial) figure; an invalid setting shows
+the error message; neither shows a traceback.
+
+:func:`static_panel` runs the same experiment on a grid of slider values
+ahead of time and draws every figure. Its output is plain HTML with a few
+lines of JavaScript that swap the pictures, so its sliders also work on the
+published web site, where there is no kernel.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import io
+import itertools
+import json
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
 from .plotting import plot_history
 
-__all__ = ["slider", "slider_panel"]
+__all__ = ["StaticPanel", "slider", "slider_panel", "static_panel"]
 
 
 def slider(value, low, high, step, description=None, *, readout_format=None):
@@ -42,6 +53,11 @@ def _decimals(step):
 def _diverged_steps(result):
     items = result.values() if isinstance(result, dict) else result if isinstance(result, (list, tuple)) else [result]
     return [(getattr(h, "label", "run"), h.diverged_at) for h in items if getattr(h, "diverged_at", None) is not None]
+
+
+def _status(result):
+    """The line shown above a figure: which runs diverged, and where."""
+    return "; ".join(f"{label} diverged at step {k}" for label, k in _diverged_steps(result))
 
 
 def slider_panel(experiment, *, plot=None, **sliders):
@@ -98,12 +114,8 @@ def slider_panel(experiment, *, plot=None, **sliders):
             except (ValueError, TypeError) as error:
                 status.value = f"<b style='color:#b00'>Invalid setting:</b> {html.escape(str(error))}"
                 return
-            diverged = _diverged_steps(result)
-            if diverged:
-                status.value = "<b style='color:#b00'>" + "; ".join(
-                    html.escape(f"{label} diverged at step {k}") for label, k in diverged) + "</b>"
-            else:
-                status.value = ""
+            message = _status(result)
+            status.value = f"<b style='color:#b00'>{html.escape(message)}</b>" if message else ""
             draw(result, values)
             plt.show()
 
@@ -112,3 +124,158 @@ def slider_panel(experiment, *, plot=None, **sliders):
     refresh()
     return widgets.VBox([*controls.values(), status, output])
 
+
+
+MAX_FRAMES = 200
+
+
+class StaticPanel:
+    """Precomputed slider figures, shown as HTML that needs no kernel (see :func:`static_panel`).
+
+    Attributes
+    ----------
+    names : list of str
+        The experiment's keyword arguments, one slider each.
+    values : list of list
+        Each slider's grid of values.
+    frames : dict
+        ``"i,j,..."`` (indices into ``values``) -> ``{"png": base64 or None, "status": str}``.
+    initial : tuple of int
+        The indices shown first.
+    """
+
+    def __init__(self, names, descriptions, values, frames, initial):
+        self.names, self.descriptions, self.values = names, descriptions, values
+        self.frames, self.initial = frames, initial
+
+    @property
+    def nbytes(self):
+        """Size of the HTML, in bytes."""
+        return len(self._repr_html_().encode())
+
+    def frame(self, **setting):
+        """The frame for one setting (every slider's value given)."""
+        key = ",".join(str(self.values[i].index(setting[name])) for i, name in enumerate(self.names))
+        return self.frames[key]
+
+    def _repr_html_(self):
+        payload = {"frames": self.frames, "labels": {n: [f"{v:g}" if isinstance(v, float) else str(v) for v in vals]
+                                                     for n, vals in zip(self.names, self.values)}}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        uid = "eoslab-static-" + hashlib.sha1(text.encode()).hexdigest()[:12]
+        first = self.frames[",".join(map(str, self.initial))]
+        safe = text.replace("</", "<\\/")  # keeps the JSON from closing its script tag
+        rows = []
+        for name, description, vals, k in zip(self.names, self.descriptions, self.values, self.initial):
+            label = payload["labels"][name][k]
+            rows.append(
+                f'<label style="display:block;margin:2px 0">{html.escape(description)} '
+                f'<input type="range" min="0" max="{len(vals) - 1}" step="1" value="{k}" data-param="{name}" '
+                f'style="vertical-align:middle;width:260px"> <output>{html.escape(label)}</output></label>')
+        image = (f'<img alt="precomputed figure" style="max-width:100%" src="data:image/png;base64,{first["png"]}">'
+                 if first["png"] else '<img alt="precomputed figure" style="max-width:100%;display:none">')
+        script = f"""(function () {{
+  var root = document.getElementById("{uid}");
+  var data = JSON.parse(root.querySelector("script.eoslab-frames").textContent);
+  var inputs = Array.prototype.slice.call(root.querySelectorAll("input[type=range]"));
+  function show() {{
+    var key = inputs.map(function (i) {{ return i.value; }}).join(",");
+    inputs.forEach(function (i) {{ i.nextElementSibling.textContent = data.labels[i.dataset.param][i.value]; }});
+    var frame = data.frames[key], img = root.querySelector("img");
+    if (frame.png) {{ img.src = "data:image/png;base64," + frame.png; img.style.display = ""; }}
+    else {{ img.style.display = "none"; }}
+    root.querySelector(".eoslab-status").textContent = frame.status;
+  }}
+  inputs.forEach(function (i) {{ i.addEventListener("input", show); }});
+}})();"""
+        return (f'<div class="eoslab-static-panel" id="{uid}">'
+                f'<div style="font-size:85%;color:#555">Precomputed on a grid: these sliders work without a '
+                f'kernel.</div>{"".join(rows)}'
+                f'<div class="eoslab-status" style="color:#b00;font-weight:bold">{html.escape(first["status"])}</div>'
+                f'{image}<script type="application/json" class="eoslab-frames">{safe}</script>'
+                f'<script>{script}</script></div>')
+
+    def __repr__(self):
+        return f"<StaticPanel {' x '.join(f'{n} ({len(v)})' for n, v in zip(self.names, self.values))}: {len(self.frames)} frames>"
+
+
+def static_panel(experiment, *, plot=None, labels=None, initial=None, dpi=60, **grids):
+    """A slider figure precomputed on a grid, whose sliders work without a kernel.
+
+    Runs ``experiment`` at every combination of the grid values, draws each
+    result exactly as :func:`slider_panel` would, and returns a
+    :class:`StaticPanel`. Displayed in a notebook or a built page it is a
+    set of range sliders over the grid and the figure of the chosen
+    combination, swapped by a few lines of JavaScript: no kernel and no
+    external library. Divergence and invalid settings show the same
+    messages as the live panel.
+
+    Parameters
+    ----------
+    experiment : callable
+        As for :func:`slider_panel`.
+    plot : callable, optional
+        ``plot(result, values)``; default :func:`~eoslab.plotting.plot_history`.
+    labels : dict, optional
+        Slider descriptions by name (default: the names).
+    initial : dict, optional
+        The value each slider starts at (default: the middle of its grid).
+    dpi : int
+        Resolution of the pictures (they are stored in the page).
+    **grids :
+        ``name=[values...]``, one slider each; at most 200 combinations in all.
+
+    Returns
+    -------
+    StaticPanel
+
+    Examples
+    --------
+    >>> from eoslab import run, problems, optim
+    >>> panel = static_panel(lambda lr: run(problems.quadratic([1.0]), optim.GD(lr), 20, progress=False),
+    ...                      lr=[0.5, 1.5, 2.5])
+    >>> panel
+    <StaticPanel lr (3): 3 frames>
+    >>> panel.frame(lr=2.5)["status"]
+    'GD(lr=2.5) diverged at step 18'
+    """
+    if not callable(experiment):
+        raise TypeError(f"experiment must be callable, got {type(experiment).__name__}")
+    if not grids:
+        raise ValueError("static_panel needs at least one grid, e.g. lr=[0.1, 0.2, 0.4]")
+    names = list(grids)
+    values = []
+    for name, grid in grids.items():
+        grid = list(grid) if isinstance(grid, (list, tuple, range)) else None
+        if not grid:
+            raise ValueError(f"grid {name!r} must be a non-empty list of values, got {grids[name]!r}")
+        values.append(grid)
+    count = 1
+    for grid in values:
+        count *= len(grid)
+    if count > MAX_FRAMES:
+        raise ValueError(f"the grids have {count} combinations; at most {MAX_FRAMES} fit in a page")
+    labels = labels or {}
+    initial = initial or {}
+    start = tuple(values[i].index(initial[n]) if n in initial else (len(values[i]) - 1) // 2
+                  for i, n in enumerate(names))
+    draw = plot or (lambda result, setting: plot_history(result))
+    frames = {}
+    for combo in itertools.product(*(range(len(grid)) for grid in values)):
+        setting = {name: values[i][k] for i, (name, k) in enumerate(zip(names, combo))}
+        png = None
+        try:
+            result = experiment(**setting)
+        except (ValueError, TypeError) as error:
+            status = f"Invalid setting: {error}"
+        else:
+            status = _status(result)
+            with plt.rc_context({"figure.dpi": dpi}):
+                draw(result, setting)
+                fig = plt.gcf()
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+                plt.close(fig)
+            png = base64.b64encode(buffer.getvalue()).decode()
+        frames[",".join(map(str, combo))] = {"png": png, "status": status}
+    return StaticPanel(names, [labels.get(n, n) for n in names], values, frames, start)
