@@ -9,6 +9,7 @@ them (with the cache). Deselect it with ``-m "not book"``.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -41,17 +42,21 @@ def find_jupyter_book() -> str | None:
     return shutil.which("jupyter-book")
 
 
-@pytest.mark.book
-@pytest.mark.slow
-def test_book_builds_without_warnings(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """Build the book once (execution off): (html folder, exit code, command, last lines of output)."""
     jupyter_book = find_jupyter_book()
     if jupyter_book is None:
         pytest.skip("jupyter-book is not installed (pip install -e '.[book]')")
+    tmp_path = tmp_path_factory.mktemp("book")
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
+    # local extensions are found relative to the configuration file, which moves to tmp_path
+    local = config.get("sphinx", {}).get("local_extensions", {})
+    config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in local.items()}
     config_path = tmp_path / "_config.yml"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [
         jupyter_book, "build", str(ROOT),
         "--path-output", str(tmp_path),
@@ -64,9 +69,99 @@ def test_book_builds_without_warnings(tmp_path):
     output = result.stdout + result.stderr
     tail = "\n".join(output.splitlines()[-80:])
 
-    assert result.returncode == 0, (
-        f"`{' '.join(command)}` exited with {result.returncode}; last lines:\n{tail}"
-    )
-    html = tmp_path / "_build" / "html"
+    return tmp_path / "_build" / "html", result.returncode, " ".join(command), tail
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_book_builds_without_warnings(site):
+    html, returncode, command, tail = site
+    assert returncode == 0, f"`{command}` exited with {returncode}; last lines:\n{tail}"
     missing = [page for page in EXPECTED_PAGES if not (html / page).is_file()]
     assert not missing, f"pages missing from {html}: {missing}; last lines:\n{tail}"
+
+
+# --- the built site in a real browser -------------------------------------------------------------------------
+
+CHAPTERS = [page for page in EXPECTED_PAGES if page.startswith("chapters/0") and page != "chapters/00_introduction.html"]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+PAGE_LIMIT = 5_000_000  # bytes of HTML per page (the shared _vendor scripts are fetched once for the site)
+# Messages from the theme's own scripts, on every page of any Jupyter Book 1 site, that change nothing a
+# reader sees: sphinx-thebe's script runs twice (Thebe is not used here: the launch buttons go to
+# Binder and Colab), and the theme resets an unset light/dark preference.
+HARMLESS = ("Identifier 'THEBE_JS_URL' has already been declared", "Got invalid theme mode")
+
+
+def find_chromium() -> str | None:
+    """Debian's Chromium (or $EOSLAB_CHROMIUM)."""
+    return os.environ.get("EOSLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    """A headless Chromium driven by Playwright; skipped where neither is installed, unless $EOSLAB_REQUIRE_BROWSER."""
+    html, returncode, _, tail = site
+    assert returncode == 0, f"the book did not build; last lines:\n{tail}"
+    chromium = find_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if chromium is None or sync_playwright is None:
+        missing = "Chromium (apt-get install chromium)" if chromium is None else "Playwright (pip install playwright)"
+        if os.environ.get("EOSLAB_REQUIRE_BROWSER"):
+            pytest.fail(f"the browser test needs {missing}")
+        pytest.skip(f"the browser test needs {missing}")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def open_page(browser, path):
+    """Open a built page; return it with the JavaScript errors it raised."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+    page.on("requestfailed", lambda request: errors.append(f"failed to load {request.url}"))
+    page.goto(path.as_uri(), wait_until="load")
+    page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)")
+    page.evaluate("() => window.MathJax && MathJax.startup.promise")
+    page.wait_for_timeout(300)  # widget views render asynchronously after load
+    return page, errors
+
+
+@pytest.mark.book
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [page for page in EXPECTED_PAGES if page.startswith("chapters/")])
+def test_page_works_in_a_browser(site, browser, name):
+    html = site[0]
+    path = html / name
+    assert path.stat().st_size < PAGE_LIMIT, f"{name} is {path.stat().st_size / 1e6:.1f} MB"
+    page, errors = open_page(browser, path)
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / name.replace("chapters/", "").replace(".html", ".png")), full_page=False)
+        errors = [e for e in errors if not any(h in e for h in HARMLESS)]
+        assert not errors, f"{name}: {errors[:5]}"
+        text = page.inner_text("main")
+        assert "\\(" not in text and "$$" not in text, f"{name}: raw LaTeX left untypeset"
+        if name in CHAPTERS:
+            assert page.locator("mjx-container").count() > 0, f"{name}: no typeset maths"
+            panels = page.locator(".eoslab-static-panel")
+            assert panels.count() >= 1, f"{name}: no kernel-free slider"
+            for k in range(panels.count()):
+                panel = panels.nth(k)
+                sliders = panel.locator("input[type=range]")
+                for j in range(sliders.count()):
+                    before = (panel.locator("img").get_attribute("src"), panel.locator(".eoslab-status").inner_text())
+                    slider = sliders.nth(j)
+                    value, top = int(slider.get_attribute("value")), int(slider.get_attribute("max"))
+                    slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }",
+                                    str(0 if value > 0 else top))
+                    after = (panel.locator("img").get_attribute("src"), panel.locator(".eoslab-status").inner_text())
+                    assert after != before, f"{name}: slider {j} of static panel {k} did not change the figure"
+            assert page.locator(".widget-slider, .widget-hslider").count() >= 1, f"{name}: widget panel not rendered"
+    finally:
+        page.close()
