@@ -11,6 +11,7 @@ Modules, one idea each:
 - :mod:`eoslab.flows` -- continuous-time models (gradient flow), integrated like a run
 - :mod:`eoslab.self_stabilization` -- the two-variable model, the constrained trajectory, the predicted dynamics
 - :mod:`eoslab.stochastic` -- SGD at its edge: batch sharpness along a run, its plateau, momentum's levels
+- :mod:`eoslab.exercises` -- self-checks for the exercises: right or wrong, with a hint
 - :mod:`eoslab.analysis` -- numbers read off histories (the edge phase, distances)
 - :mod:`eoslab.stability` -- linear stability thresholds, closed form and by experiment
 - :mod:`eoslab.plotting` -- the book's standard figures
@@ -24,12 +25,13 @@ Examples
 >>> history.loss.shape
 (101,)
 """
-from . import analysis, curvature, data, flows, optim, plotting, problems, self_stabilization, stability, stochastic
+from . import (analysis, curvature, data, exercises, flows, optim, plotting, problems, self_stabilization, stability,
+               stochastic)
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
 from .runs import History, run
 
 __all__ = [
-    "analysis", "curvature", "data", "flows", "optim", "plotting", "problems", "self_stabilization", "stability",
+    "analysis", "curvature", "data", "exercises", "flows", "optim", "plotting", "problems", "self_stabilization", "stability",
     "stochastic",
     "hessian", "hvp", "sharpness", "top_eigenpairs",
     "History", "run",

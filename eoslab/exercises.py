@@ -1,0 +1,150 @@
+r"""Self-checks for the exercises: right or wrong, with a hint, without printing the answer.
+
+Each ``check_*`` function takes a student's answer (a number, or a run they
+made) and returns a :class:`Check`, which displays as one line:
+
+>>> check_threshold(20.0, lr=0.1)
+Right: GD on a quadratic is stable below that curvature.
+>>> check_threshold(10.0, lr=0.1)
+Not yet. Hint: one step multiplies the error along an eigenvector by 1 - η·a. For which a does that factor reach -1?
+
+The expected values are computed here from closed forms or from the run
+itself, so no answer appears in a notebook that calls these functions.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_beta, check_choice, check_positive, check_real
+from .analysis import edge_summary
+from .runs import History
+
+__all__ = [
+    "Check",
+    "check_threshold",
+    "check_largest_step",
+    "check_two_variable_average",
+    "check_edge",
+    "check_plateau",
+]
+
+
+@dataclass(frozen=True)
+class Check:
+    """The verdict on one answer: ``correct`` and a message (a hint when wrong)."""
+
+    correct: bool
+    message: str
+
+    def __bool__(self):
+        return self.correct
+
+    def __repr__(self):
+        return ("Right: " if self.correct else "Not yet. Hint: ") + self.message
+
+    def _repr_html_(self):
+        color = "#1a7f37" if self.correct else "#b00"
+        return f"<span style='color:{color};font-weight:bold'>{html.escape(repr(self))}</span>"
+
+
+def _close(value, expected, rtol):
+    value = check_real("value", value)  # a NaN or a string is an error that names the argument, not a "wrong"
+    return abs(value - expected) <= rtol * abs(expected)
+
+
+_THRESHOLD_HINTS = {
+    "gd": "one step multiplies the error along an eigenvector by 1 - η·a. For which a does that factor reach -1?",
+    "heavy_ball": "write the characteristic polynomial z² - (1 + β - η·a)z + β and ask when z = -1 is a root.",
+    "nesterov": "write the characteristic polynomial z² - (1 + β)(1 - η·a)z + β(1 - η·a) and put z = -1 into it.",
+}
+
+
+def check_threshold(value, lr, *, method="gd", beta=0.0, rtol=1e-3):
+    """Is ``value`` the largest curvature that ``method`` tolerates on a quadratic at step size ``lr``?
+
+    Parameters
+    ----------
+    value : float
+        The student's threshold.
+    lr : float
+        Step size, > 0.
+    method : {"gd", "heavy_ball", "nesterov"}
+    beta : float
+        Momentum, in [0, 1) (ignored for GD).
+    rtol : float
+        Relative tolerance.
+    """
+    lr = check_positive("lr", lr)
+    method = check_choice("method", method, tuple(_THRESHOLD_HINTS))
+    beta = check_beta("beta", beta)
+    expected = {"gd": 2 / lr, "heavy_ball": 2 * (1 + beta) / lr, "nesterov": (2 + 2 * beta) / (lr * (1 + 2 * beta))}[method]
+    if _close(value, expected, rtol):
+        name = {"gd": "GD", "heavy_ball": "heavy ball", "nesterov": "Nesterov"}[method]
+        return Check(True, f"{name} on a quadratic is stable below that curvature.")
+    return Check(False, _THRESHOLD_HINTS[method])
+
+
+def check_largest_step(value, sharpness, *, rtol=1e-3):
+    """Is ``value`` the largest step size at which GD converges on a quadratic of this ``sharpness``?"""
+    sharpness = check_positive("sharpness", sharpness)
+    if _close(value, 2 / sharpness, rtol):
+        return Check(True, "above it the sharpest direction oscillates with growing amplitude.")
+    return Check(False, "the sharpest direction decides; invert the condition |1 - η·S| < 1 for η.")
+
+
+def check_two_variable_average(value, alpha, beta, *, rtol=0.05):
+    """Is ``value`` the cycle-average of x² in the self-stabilization model with these ``alpha`` and ``beta``?"""
+    alpha = check_positive("alpha", alpha)
+    beta = check_positive("beta", beta)
+    if _close(value, 2 * alpha / beta, rtol):
+        return Check(True, "over a cycle, sharpening (α) and stabilization (β·x²/2) balance.")
+    return Check(False, "average the y-update over a whole cycle: y returns to where it started, so the mean "
+                        "of its increments is zero. Solve for the mean of x².")
+
+
+def check_edge(history, *, tolerance=0.1):
+    """Did this GD run reach the Edge of Stability and stay there?
+
+    Right when the sharpness reaches ``2/η`` and its median afterwards is
+    within ``tolerance`` of it. The hint says what is missing.
+    """
+    if not isinstance(history, History):
+        raise TypeError(f"history must be an eoslab History (from eoslab.run), got {type(history).__name__}")
+    tolerance = check_real("tolerance", tolerance, low=0.0, high=1.0, low_open=True)
+    if history.diverged:
+        return Check(False, f"the run diverged at step {history.diverged_at}: lower η, or start flatter.")
+    if history.sharpness.size == 0:
+        return Check(False, "the run measured no sharpness: pass num_eigs=1 to eoslab.run.")
+    summary = edge_summary(history)
+    if summary.first_step is None:
+        return Check(False, "the sharpness never reached 2/η: run longer, or take a larger η.")
+    if abs(summary.median_ratio - 1) > tolerance:
+        return Check(False, "the sharpness reached 2/η but did not stay near it; look at how it moves afterwards.")
+    return Check(True, f"the sharpness reached 2/η at step {summary.first_step} and stayed near it.")
+
+
+def check_plateau(run, *, tolerance=0.15):
+    """Does this :class:`~eoslab.stochastic.EossRun` settle at the batch-sharpness level its setting predicts?
+
+    The prediction is ``2/η`` for plain SGD, ``2(1-β)/η`` for momentum with
+    a batch smaller than the data set, and ``2(1+β)/η`` for momentum with
+    the full batch. The hint does not give the level.
+    """
+    from .stochastic import EossRun
+
+    if not isinstance(run, EossRun):
+        raise TypeError(f"run must be an EossRun (from eoslab.stochastic.eoss_run), got {type(run).__name__}")
+    tolerance = check_real("tolerance", tolerance, low=0.0, high=1.0, low_open=True)
+    if run.diverged_at is not None:
+        return Check(False, f"the run diverged at step {run.diverged_at}: a smaller η, or a larger batch.")
+    level = run.levels.plain if run.beta == 0 else (run.levels.large if run.full_batch else run.levels.small)
+    plateau = run.plateau()
+    ratio = plateau.batch_sharpness / level
+    if not np.isfinite(ratio) or abs(ratio - 1) > tolerance:
+        where = "below" if ratio < 1 else "above"
+        return Check(False, f"the plateau is {where} the predicted level. Is the run long enough to reach its "
+                            "edge, the task hard enough, and the batch small (or large) enough for its regime?")
+    return Check(True, "batch sharpness settles at the level that linear stability predicts for this setting.")
