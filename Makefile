@@ -1,6 +1,7 @@
 # EoS Lab: build the book, run the tests.
 #
 #   make book   build the book into _build/html (creates .venv on first use)
+#   make student  the student edition: site and notebooks without solutions, in _build/student
 #   make test   unit tests, nbval over the chapters, warnings-as-errors book build
 #   make lab    open the chapters in JupyterLab (pip install jupyterlab first)
 #   make bench  run the curvature benchmarks
@@ -12,7 +13,7 @@ VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test clean lab bench install notebooks
+.PHONY: book student test clean lab bench install notebooks
 
 install: $(STAMP)
 
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml | $(VENV_PYTHON)
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "The book is in _build/html/index.html"
+
+student: $(STAMP)
+	$(VENV_PYTHON) _ext/student_edition.py
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest

@@ -10,6 +10,7 @@ them (with the cache). Deselect it with ``-m "not book"``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,8 @@ EXPECTED_PAGES = [
     "chapters/05_edge_flow.html",
     "chapters/06_minimizer_manifold.html",
     "chapters/07_momentum_eoss.html",
+    "chapters/glossary.html",
+    "chapters/instructors.html",
     "chapters/references.html",
 ]
 
@@ -165,3 +168,62 @@ def test_page_works_in_a_browser(site, browser, name):
             assert page.locator(".widget-slider, .widget-hslider").count() >= 1, f"{name}: widget panel not rendered"
     finally:
         page.close()
+
+
+# --- the student edition ---------------------------------------------------------------------------------------
+
+def _solution_texts(html_folder):
+    """Sentences of at least 40 characters from the rendered solutions of every chapter."""
+    from bs4 import BeautifulSoup
+
+    texts = {}
+    for page in sorted((html_folder / "chapters").glob("0*.html")):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        for block in soup.select("div.solution"):
+            sentences = [s.strip() for s in re.split(r"(?<=[.:;])\s", block.get_text(" ", strip=True)) if len(s.strip()) >= 40]
+            texts.setdefault(page.name, []).extend(sentences)
+    return texts
+
+
+@pytest.mark.book
+@pytest.mark.slow
+def test_student_edition_has_no_solutions(site, tmp_path):
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import student_edition
+
+    html, returncode, _, tail = site
+    assert returncode == 0, tail
+    chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
+    solutions = [m.group(0) for p in chapters for m in student_edition.SOLUTION.finditer(markdown_of(p))]
+    instructor = _solution_texts(html)
+    assert len(solutions) >= 21 and sum(len(v) for v in instructor.values()) > len(solutions)  # shown to instructors
+
+    assert student_edition.main(["--out", str(tmp_path)]) == 0
+    student_html = tmp_path / "_build" / "html"
+    assert _solution_texts(student_html) == {}
+    student_text = {p.name: page_text(p) for p in (student_html / "chapters").glob("0*.html")}
+    leaked = [(page, s) for page, sentences in instructor.items() for s in sentences if s in student_text[page]]
+    assert not leaked, f"solution text in the student site: {leaked[:3]}"
+    assert all("Exercise" in text for name, text in student_text.items() if name != "00_introduction.html")
+
+    notebooks = {p.name: markdown_of(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
+    assert sorted(notebooks) == [p.name for p in chapters]
+    for name, text in notebooks.items():
+        assert "{solution}" not in text and "{exercise}" in text, name
+    everything = "\n".join(notebooks.values())
+    body = [line for solution in solutions for line in solution.splitlines()[2:-1] if len(line.strip()) >= 40]
+    assert body and not [line for line in body if line in everything]
+
+
+def page_text(path):
+    """The visible text of an HTML page."""
+    from bs4 import BeautifulSoup
+
+    return BeautifulSoup(path.read_text(), "html.parser").get_text(" ", strip=True)
+
+
+def markdown_of(path):
+    """The markdown cells of a notebook, joined (the solutions live there)."""
+    import nbformat
+
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")

@@ -1,0 +1,101 @@
+"""Build the student edition: the site and the notebooks with every exercise solution removed.
+
+    python _ext/student_edition.py            # or: make student
+
+writes
+
+* ``_build/student/notebooks/``: the chapters with each ``{solution}`` block
+  (and any cell tagged ``solution``) taken out, to hand out as coursework;
+* ``_build/student/_build/html/``: the site built with sphinx-exercise's
+  ``hide_solutions``, from the stored outputs (no execution).
+
+The instructor edition, with solutions, is the default ``make book``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# a fenced {solution} directive, with three or more backticks or colons, up to its closing fence
+SOLUTION = re.compile(r"^(?P<fence>`{3,}|:{3,})\{solution\}.*?^(?P=fence)[ \t]*$\n?", re.M | re.S)
+
+
+def strip_solutions(text: str) -> str:
+    """``text`` without its ``{solution}`` blocks."""
+    return SOLUTION.sub("", text)
+
+
+def student_notebook(path: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if "solution" in cell.get("metadata", {}).get("tags", []):
+            continue
+        if cell.cell_type == "markdown":
+            cell.source = strip_solutions(cell.source).rstrip("\n")
+            if not cell.source.strip():
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def write_notebooks(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted((ROOT / "chapters").iterdir()):
+        target = out / path.name
+        if path.suffix == ".ipynb":
+            nbformat.write(student_notebook(path), target)
+        elif path.suffix == ".md":
+            target.write_text(strip_solutions(path.read_text()))
+        elif path.is_dir():
+            shutil.copytree(path, target, dirs_exist_ok=True)
+            continue
+        else:
+            continue
+        written.append(target)
+    return written
+
+
+def build_site(out: Path, jupyter_book: str) -> subprocess.CompletedProcess:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["title"] = config.get("title", "") + " (student edition)"
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    sphinx = config.setdefault("sphinx", {})
+    sphinx.setdefault("config", {})["hide_solutions"] = True
+    sphinx["local_extensions"] = {name: str(ROOT / p) for name, p in sphinx.get("local_extensions", {}).items()}
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "_config.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [jupyter_book, "build", str(ROOT), "--path-output", str(out), "--config", str(config_path),
+               "--warningiserror", "--nitpick", "--keep-going"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "_build" / "student"))
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    notebooks = write_notebooks(out / "notebooks")
+    jupyter_book = str(Path(sys.executable).parent / "jupyter-book")
+    result = build_site(out, jupyter_book if Path(jupyter_book).exists() else "jupyter-book")
+    if result.returncode:
+        print(result.stdout[-3000:] + result.stderr[-3000:])
+        return result.returncode
+    print(f"student notebooks: {out / 'notebooks'} ({len(notebooks)} files)")
+    print(f"student site: {out / '_build' / 'html' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
