@@ -66,12 +66,18 @@ def write_notebooks(out: Path) -> list[Path]:
     return written
 
 
-def build_site(out: Path, jupyter_book: str) -> subprocess.CompletedProcess:
+def build_site(out: Path, jupyter_book: str, *, student: bool = True) -> subprocess.CompletedProcess:
+    """Build the book into ``out`` from the stored outputs (no execution), warnings as errors.
+
+    ``student=False`` builds the instructor edition the same way (the test suite's build).
+    """
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config["title"] = config.get("title", "") + " (student edition)"
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     sphinx = config.setdefault("sphinx", {})
-    sphinx.setdefault("config", {})["hide_solutions"] = True
+    if student:
+        config["title"] = config.get("title", "") + " (student edition)"
+        sphinx.setdefault("config", {})["hide_solutions"] = True
+    # local extensions are found relative to the configuration file, which moves to ``out``
     sphinx["local_extensions"] = {name: str(ROOT / p) for name, p in sphinx.get("local_extensions", {}).items()}
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "_config.yml"

@@ -81,7 +81,7 @@ def _copy_into_site(app, exception):
     # relative to the page: put a copy next to every folder of pages.
     dist = source / "npm" / "@jupyter-widgets" / "html-manager" / "dist"
     fonts = [f for f in dist.iterdir() if f.suffix in {".woff", ".woff2", ".ttf", ".eot", ".svg"}]
-    for folder in {page.parent for page in out.rglob("*.html")} - {out / "_static"}:
+    for folder in {page.parent for page in out.rglob("*.html")}:
         if "_vendor" in folder.relative_to(out).parts or "_static" in folder.relative_to(out).parts:
             continue
         target = folder / "@jupyter-widgets" / "html-manager" / "dist"

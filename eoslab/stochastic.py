@@ -135,8 +135,7 @@ class EossRun:
         instance when the run diverged before it).
         """
         start = check_real("start", start, low=0.0, high=1.0, high_open=True)
-        steps_total = int(self.history.step[-1]) if self.diverged_at is None else self.diverged_at
-        window = self.step >= start * steps_total
+        window = self.step >= start * int(self.history.step[-1])
         if self.diverged_at is not None or not window.any():
             where = f"diverged at step {self.diverged_at}" if self.diverged_at is not None else "has no measurement"
             raise ValueError(f"no plateau: the run ({self.label}) {where} in the window from {start:g} of its length")

@@ -19,6 +19,7 @@ import html
 import io
 import itertools
 import json
+import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -53,6 +54,16 @@ def _decimals(step):
 def _diverged_steps(result):
     items = result.values() if isinstance(result, dict) else result if isinstance(result, (list, tuple)) else [result]
     return [(getattr(h, "label", "run"), h.diverged_at) for h in items if getattr(h, "diverged_at", None) is not None]
+
+
+def _draw_history(result, values):
+    """The default figure of a panel: :func:`~eoslab.plotting.plot_history` of the result."""
+    plot_history(result)
+
+
+def _key(indices):
+    """A static panel's frame key: the sliders' grid indices, comma-separated."""
+    return ",".join(map(str, indices))
 
 
 def _status(result):
@@ -103,7 +114,7 @@ def slider_panel(experiment, *, plot=None, **sliders):
             raise ValueError(f"slider {name!r} must be a (value, min, max, step) tuple or a widget, got {spec!r}")
     status = widgets.HTML()
     output = widgets.Output()
-    draw = plot or (lambda result, values: plot_history(result))
+    draw = plot or _draw_history
 
     def refresh(_=None):
         values = {name: control.value for name, control in controls.items()}
@@ -155,15 +166,14 @@ class StaticPanel:
 
     def frame(self, **setting):
         """The frame for one setting (every slider's value given)."""
-        key = ",".join(str(self.values[i].index(setting[name])) for i, name in enumerate(self.names))
-        return self.frames[key]
+        return self.frames[_key(self.values[i].index(setting[name]) for i, name in enumerate(self.names))]
 
     def _repr_html_(self):
         payload = {"frames": self.frames, "labels": {n: [f"{v:g}" if isinstance(v, float) else str(v) for v in vals]
                                                      for n, vals in zip(self.names, self.values)}}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         uid = "eoslab-static-" + hashlib.sha1(text.encode()).hexdigest()[:12]
-        first = self.frames[",".join(map(str, self.initial))]
+        first = self.frames[_key(self.initial)]
         safe = text.replace("</", "<\\/")  # keeps the JSON from closing its script tag
         rows = []
         for name, description, vals, k in zip(self.names, self.descriptions, self.values, self.initial):
@@ -250,16 +260,14 @@ def static_panel(experiment, *, plot=None, labels=None, initial=None, dpi=60, **
         if not grid:
             raise ValueError(f"grid {name!r} must be a non-empty list of values, got {grids[name]!r}")
         values.append(grid)
-    count = 1
-    for grid in values:
-        count *= len(grid)
+    count = math.prod(len(grid) for grid in values)
     if count > MAX_FRAMES:
         raise ValueError(f"the grids have {count} combinations; at most {MAX_FRAMES} fit in a page")
     labels = labels or {}
     initial = initial or {}
     start = tuple(values[i].index(initial[n]) if n in initial else (len(values[i]) - 1) // 2
                   for i, n in enumerate(names))
-    draw = plot or (lambda result, setting: plot_history(result))
+    draw = plot or _draw_history
     frames = {}
     for combo in itertools.product(*(range(len(grid)) for grid in values)):
         setting = {name: values[i][k] for i, (name, k) in enumerate(zip(names, combo))}
@@ -277,5 +285,5 @@ def static_panel(experiment, *, plot=None, labels=None, initial=None, dpi=60, **
                 fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
                 plt.close(fig)
             png = base64.b64encode(buffer.getvalue()).decode()
-        frames[",".join(map(str, combo))] = {"png": png, "status": status}
+        frames[_key(combo)] = {"png": png, "status": status}
     return StaticPanel(names, [labels.get(n, n) for n in names], values, frames, start)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "_ext"))
+import student_edition  # noqa: E402  (the book's build helpers, beside its Sphinx extension)
 # Pages that must come out of the build (paths relative to _build/html).
 EXPECTED_PAGES = [
     "index.html",
@@ -52,27 +52,9 @@ def site(tmp_path_factory):
     if jupyter_book is None:
         pytest.skip("jupyter-book is not installed (pip install -e '.[book]')")
     tmp_path = tmp_path_factory.mktemp("book")
-
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config.setdefault("execute", {})["execute_notebooks"] = "off"
-    # local extensions are found relative to the configuration file, which moves to tmp_path
-    local = config.get("sphinx", {}).get("local_extensions", {})
-    config["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in local.items()}
-    config_path = tmp_path / "_config.yml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [
-        jupyter_book, "build", str(ROOT),
-        "--path-output", str(tmp_path),
-        "--config", str(config_path),
-        "--warningiserror", "--nitpick", "--keep-going",
-    ]
-    result = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=3600
-    )
-    output = result.stdout + result.stderr
-    tail = "\n".join(output.splitlines()[-80:])
-
-    return tmp_path / "_build" / "html", result.returncode, " ".join(command), tail
+    result = student_edition.build_site(tmp_path, jupyter_book, student=False)
+    tail = "\n".join((result.stdout + result.stderr).splitlines()[-80:])
+    return tmp_path / "_build" / "html", result.returncode, " ".join(result.args), tail
 
 
 @pytest.mark.book
@@ -188,9 +170,6 @@ def _solution_texts(html_folder):
 @pytest.mark.book
 @pytest.mark.slow
 def test_student_edition_has_no_solutions(site, tmp_path):
-    sys.path.insert(0, str(ROOT / "_ext"))
-    import student_edition
-
     html, returncode, _, tail = site
     assert returncode == 0, tail
     chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
