@@ -127,7 +127,7 @@ def check_edge(history, *, tolerance=0.1):
 
 
 def check_plateau(run, *, tolerance=0.15):
-    """Does this :class:`~eoslab.stochastic.EossRun` settle at the batch-sharpness level its setting predicts?
+    """Does this :class:`~eoslab.stochastic.EossRun` train and settle at the batch-sharpness level its setting predicts?
 
     The prediction is ``2/η`` for plain SGD, ``2(1-β)/η`` for momentum with
     a batch smaller than the data set, and ``2(1+β)/η`` for momentum with
@@ -140,6 +140,9 @@ def check_plateau(run, *, tolerance=0.15):
     tolerance = check_real("tolerance", tolerance, low=0.0, high=1.0, low_open=True)
     if run.diverged_at is not None:
         return Check(False, f"the run diverged at step {run.diverged_at}: a smaller η, or a larger batch.")
+    if not run.trained:
+        return Check(False, "the network did not train (its loss did not halve), so its batch sharpness says "
+                            "nothing about an edge. Try a smaller η, or less momentum.")
     level = run.levels.plain if run.beta == 0 else (run.levels.large if run.full_batch else run.levels.small)
     plateau = run.plateau()
     ratio = plateau.batch_sharpness / level

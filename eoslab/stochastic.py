@@ -124,6 +124,17 @@ class EossRun:
         return self.history.diverged_at
 
     @property
+    def trained(self):
+        """Whether the run halved its full-batch loss without diverging.
+
+        A ReLU network can collapse to a constant output (for one-hot squared
+        loss, about 0.45) and sit there with the flat curvature of a dead
+        network; the "plateau" of such a run says nothing about the edge.
+        """
+        loss = self.history.full_loss
+        return self.diverged_at is None and bool(loss[-1] < 0.5 * loss[0])
+
+    @property
     def label(self):
         batch = "full batch" if self.full_batch else f"batch {self.batch_size}"
         return f"η={self.lr:g}, β={self.beta:g}, {batch}"
@@ -231,18 +242,15 @@ def plateau_table(runs, start=0.5):
     ``momentum_batch_sharpness``, ``small``, ``large``, ``ratio_small``,
     ``ratio_large`` (measured / predicted), ``initial_loss``, ``final_loss``
     (full batch, at the first and last measurement), ``trained`` and
-    ``diverged_at``. A diverged run has NaN measurements. A run that did not
-    halve its loss has ``trained = False``: a ReLU network can collapse to a
-    constant output (for one-hot squared loss, about 0.45) and sit there
-    with the flat curvature of a dead network; its "plateau" says nothing
-    about the edge.
+    ``diverged_at``. A diverged run has NaN measurements. ``trained`` is
+    :attr:`EossRun.trained`: False for a run that did not halve its loss.
     """
     rows = []
     for r in runs:
         row = dict(label=r.label, lr=r.lr, beta=r.beta, batch_size=r.batch_size, full_batch=r.full_batch,
                    small=r.levels.small, large=r.levels.large, diverged_at=r.diverged_at,
                    initial_loss=float(r.history.full_loss[0]), final_loss=float(r.history.full_loss[-1]))
-        row["trained"] = r.diverged_at is None and row["final_loss"] < 0.5 * row["initial_loss"]
+        row["trained"] = r.trained
         try:
             p = r.plateau(start)
             row.update(batch_sharpness=p.batch_sharpness, lambda_max=p.lambda_max,

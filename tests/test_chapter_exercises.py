@@ -76,3 +76,26 @@ def test_the_checks_can_fail():
     assert TAG.fullmatch("Conceptual, easy") is None
     assert EXERCISE.search("```{exercise} T\n:label: ex-a\n\n**Derivation** · ★★☆\n")["label"] == "ex-a"
     assert SLIDER_SUFFIX.sub("", "Which clock? (investigate with the slider)") == "Which clock?"
+
+
+def exercise_texts():
+    """{label: the exercise's own text (without its solution)} over all chapters."""
+    texts = {}
+    for path in CHAPTERS:
+        for cell in nbformat.read(path, as_version=4).cells:
+            for m in re.finditer(r"^```\{exercise\}.*?\n:label: (\S+)\n(.*?)\n```\n", cell.source, re.S | re.M):
+                texts[m[1]] = m[2]
+    return texts
+
+
+def test_self_checks_are_named_where_the_instructors_table_says():
+    import eoslab.exercises
+
+    rows = re.findall(r"^\| `(check_\w+)\(.*?\| \{ref\}`(\S+)` \|$",
+                      (ROOT / "chapters" / "instructors.md").read_text(), re.M)
+    checkers = [name for name in eoslab.exercises.__all__ if name.startswith("check_")]
+    assert sorted(name for name, _ in rows) == sorted(checkers), "every self-check is listed once"
+    texts = exercise_texts()
+    assert len(texts) == sum(len(chapter_exercises(p)[0]) for p in CHAPTERS)
+    for name, label in rows:
+        assert f"{name}(" in texts[label], f"{label} does not name {name}"

@@ -66,6 +66,12 @@ def test_edge_right_and_wrong():
 def test_plateau_right_and_wrong():
     r = eoss_run(digits_eoss(n=40, widths=(6,)), 0.2, 8, steps=20, measurements=2, progress=False)
     level = r.levels.plain
+    collapsed = dataclasses.replace(r, batch_sharpness=np.array([1.0, 1.02, 0.98]) * level,
+                                    history=dataclasses.replace(r.history, full_loss=np.array([0.5, 0.45, 0.45])))
+    verdict = check_plateau(collapsed)  # at the level, but the network did not train
+    assert not collapsed.trained and not verdict and "did not train" in verdict.message
+    r = dataclasses.replace(r, history=dataclasses.replace(r.history, full_loss=np.array([0.5, 0.2, 0.1])))
+    assert r.trained
     right = dataclasses.replace(r, batch_sharpness=np.array([1.0, 1.02, 0.98]) * level)
     assert check_plateau(right)
     low = dataclasses.replace(r, batch_sharpness=np.array([0.2, 0.5, 0.5]) * level)
