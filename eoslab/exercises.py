@@ -143,9 +143,7 @@ def check_plateau(run, *, tolerance=0.15):
     if not run.trained:
         return Check(False, "the network did not train (its loss did not halve), so its batch sharpness says "
                             "nothing about an edge. Try a smaller η, or less momentum.")
-    level = run.levels.plain if run.beta == 0 else (run.levels.large if run.full_batch else run.levels.small)
-    plateau = run.plateau()
-    ratio = plateau.batch_sharpness / level
+    ratio = run.plateau().batch_sharpness / run.predicted_level
     if not np.isfinite(ratio) or abs(ratio - 1) > tolerance:
         where = "below" if ratio < 1 else "above"
         return Check(False, f"the plateau is {where} the predicted level. Is the run long enough to reach its "

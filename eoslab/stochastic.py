@@ -135,6 +135,17 @@ class EossRun:
         return self.diverged_at is None and bool(loss[-1] < 0.5 * loss[0])
 
     @property
+    def predicted_level(self):
+        """The batch-sharpness level linear stability predicts for this run's setting.
+
+        ``2/η`` for plain SGD, ``2(1-β)/η`` for momentum with a batch smaller
+        than the data set, ``2(1+β)/η`` for momentum with the full batch.
+        """
+        if self.beta == 0:
+            return self.levels.plain
+        return self.levels.large if self.full_batch else self.levels.small
+
+    @property
     def label(self):
         batch = "full batch" if self.full_batch else f"batch {self.batch_size}"
         return f"η={self.lr:g}, β={self.beta:g}, {batch}"

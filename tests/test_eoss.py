@@ -21,6 +21,16 @@ def test_levels_are_the_linear_stability_thresholds():
     assert plain.small == plain.large == plain.plain == pytest.approx(10.0)
 
 
+def test_predicted_level_follows_the_regime():
+    import dataclasses
+
+    r = eoss_run(digits_eoss(n=40, widths=(6,)), 0.1, 8, steps=4, measurements=1, progress=False)
+    assert r.predicted_level == pytest.approx(20.0)  # plain SGD: 2/η
+    momentum = dataclasses.replace(r, beta=0.9, levels=eoss_levels(0.1, 0.9))
+    assert momentum.predicted_level == pytest.approx(2.0)  # small batch: 2(1-β)/η
+    assert dataclasses.replace(momentum, full_batch=True).predicted_level == pytest.approx(38.0)  # 2(1+β)/η
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(lr=-0.1), "lr"),
     (dict(lr=0.1, beta=1.0), r"beta.*\[0, 1\)"),
