@@ -3,6 +3,7 @@
 #   make book   build the book into _build/html (creates .venv on first use)
 #   make student  the student edition: site and notebooks without solutions, in _build/student
 #   make test   unit tests, nbval over the chapters, warnings-as-errors book build
+#   make test-pinned  the same tests but the book build, with the oldest torch the book is checked on (TORCH_PIN)
 #   make lab    open the chapters in JupyterLab (pip install jupyterlab first)
 #   make bench  run the curvature benchmarks
 #   make notebooks  re-execute the chapters in place (after changing eoslab)
@@ -12,8 +13,11 @@ PYTHON ?= python3
 VENV ?= .venv
 VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# `make test` takes the newest torch that pip finds; `make test-pinned` checks this one too.
+TORCH_PIN ?= 2.13.0
+PINNED ?= .venv-pinned
 
-.PHONY: book student test clean lab bench install notebooks
+.PHONY: book student test test-pinned clean lab bench install notebooks
 
 install: $(STAMP)
 
@@ -34,6 +38,17 @@ student: $(STAMP)
 
 test: $(STAMP)
 	$(VENV_PYTHON) -m pytest
+
+# The chapters' stored outputs must hold with more than one torch: the same suite, less the book
+# build, in a second environment with torch $(TORCH_PIN).
+$(PINNED)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PINNED)
+	$(PINNED)/bin/python -m pip install "torch==$(TORCH_PIN)"
+	$(PINNED)/bin/python -m pip install -e ".[test]"
+	touch $@
+
+test-pinned: $(PINNED)/.installed
+	$(PINNED)/bin/python -m pytest -m "not book"
 
 clean:
 	rm -rf _build

@@ -4,16 +4,19 @@
 
 writes
 
-* ``_build/student/notebooks/``: the chapters with each ``{solution}`` block
-  (and any cell tagged ``solution``) taken out, to hand out as coursework;
-* ``_build/student/_build/html/``: the site built with sphinx-exercise's
-  ``hide_solutions``, from the stored outputs (no execution).
+* ``_build/student/notebooks/``: the chapters with every solution taken out
+  (the cells tagged ``solution``, which hold the gated ``{solution-start}`` ...
+  ``{solution-end}`` blocks and their executed code, and any fenced
+  ``{solution}`` block left in a markdown cell), to hand out as coursework;
+* ``_build/student/_build/html/``: the site built from those notebooks, with the
+  stored outputs (no execution) and sphinx-exercise's ``hide_solutions``.
 
 The instructor edition, with solutions, is the default ``make book``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -66,11 +69,30 @@ def write_notebooks(out: Path) -> list[Path]:
     return written
 
 
+# what a build of the book reads besides the chapters
+BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+
+
+def student_source(out: Path) -> Path:
+    """A copy of the book's sources in ``out`` with the student notebooks as its chapters."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_FILES:
+        shutil.copy(ROOT / name, out / name)
+    if (out / "chapters").exists():
+        shutil.rmtree(out / "chapters")
+    write_notebooks(out / "chapters")
+    return out
+
+
 def build_site(out: Path, jupyter_book: str, *, student: bool = True) -> subprocess.CompletedProcess:
     """Build the book into ``out`` from the stored outputs (no execution), warnings as errors.
 
-    ``student=False`` builds the instructor edition the same way (the test suite's build).
+    The student edition is built from a copy of the sources whose chapters have their
+    solutions removed (``student_source``), so that no solution text or solution output
+    can reach its pages; ``student=False`` builds the instructor edition from the
+    repository itself (the test suite's build).
     """
+    source = student_source(out / "source") if student else ROOT
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     sphinx = config.setdefault("sphinx", {})
@@ -82,9 +104,11 @@ def build_site(out: Path, jupyter_book: str, *, student: bool = True) -> subproc
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "_config.yml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [jupyter_book, "build", str(ROOT), "--path-output", str(out), "--config", str(config_path),
+    command = [jupyter_book, "build", str(source), "--path-output", str(out), "--config", str(config_path),
                "--warningiserror", "--nitpick", "--keep-going"]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    # one download of the vendored scripts serves both editions
+    env = {**os.environ, "EOSLAB_VENDOR_CACHE": os.environ.get("EOSLAB_VENDOR_CACHE", str(ROOT / "_build" / ".vendor-cache"))}
+    return subprocess.run(command, cwd=source, capture_output=True, text=True, timeout=3600, env=env)
 
 
 def main(argv=None):

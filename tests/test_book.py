@@ -170,12 +170,14 @@ def _solution_texts(html_folder):
 @pytest.mark.book
 @pytest.mark.slow
 def test_student_edition_has_no_solutions(site, tmp_path):
+    import nbformat
+
     html, returncode, _, tail = site
     assert returncode == 0, tail
     chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
-    solutions = [m.group(0) for p in chapters for m in student_edition.SOLUTION.finditer(markdown_of(p))]
+    solutions = [text for p in chapters for text in solution_texts(p)]
     instructor = _solution_texts(html)
-    assert len(solutions) >= 21 and sum(len(v) for v in instructor.values()) > len(solutions)  # shown to instructors
+    assert len(solutions) >= 36 and sum(len(v) for v in instructor.values()) > len(solutions)  # shown to instructors
 
     assert student_edition.main(["--out", str(tmp_path)]) == 0
     student_html = tmp_path / "_build" / "html"
@@ -185,12 +187,15 @@ def test_student_edition_has_no_solutions(site, tmp_path):
     assert not leaked, f"solution text in the student site: {leaked[:3]}"
     assert all("Exercise" in text for name, text in student_text.items() if name != "00_introduction.html")
 
-    notebooks = {p.name: markdown_of(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
+    notebooks = {p.name: source_of(p) for p in (tmp_path / "notebooks").glob("*.ipynb")}
     assert sorted(notebooks) == [p.name for p in chapters]
     for name, text in notebooks.items():
-        assert "{solution}" not in text and "{exercise}" in text, name
+        assert "{solution" not in text and "{exercise}" in text, name
+        tagged = [c for c in nbformat.read(tmp_path / "notebooks" / name, 4).cells if "solution" in c.metadata.get("tags", [])]
+        assert not tagged, f"{name}: {len(tagged)} solution cells handed out"
     everything = "\n".join(notebooks.values())
-    body = [line for solution in solutions for line in solution.splitlines()[2:-1] if len(line.strip()) >= 40]
+    body = [line for solution in solutions for line in solution.splitlines()
+            if len(line.strip()) >= 40 and "{solution" not in line]
     assert body and not [line for line in body if line in everything]
 
 
@@ -201,8 +206,26 @@ def page_text(path):
     return BeautifulSoup(path.read_text(), "html.parser").get_text(" ", strip=True)
 
 
-def markdown_of(path):
-    """The markdown cells of a notebook, joined (the solutions live there)."""
+def source_of(path):
+    """The source of every cell of a notebook, joined."""
     import nbformat
 
-    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells)
+
+
+def solution_texts(path):
+    """The prose of a notebook's solutions: each gated block (its markdown cells tagged ``solution``)
+    and each fenced ``{solution}`` block left in a markdown cell."""
+    import nbformat
+
+    texts, block = [], []
+    for cell in nbformat.read(path, as_version=4).cells:
+        if "solution" in cell.metadata.get("tags", []):
+            if cell.cell_type == "markdown":
+                block.append(cell.source)
+            if "{solution-end}" in cell.source:
+                texts.append("\n".join(block))
+                block = []
+        elif cell.cell_type == "markdown":
+            texts += [m.group(0) for m in student_edition.SOLUTION.finditer(cell.source)]
+    return texts
