@@ -39,6 +39,15 @@ def test_updates_match_torch_sgd(ours, theirs):
     torch.testing.assert_close(_our_trajectory(theta0, A, 30, ours), _torch_trajectory(theta0, A, 30, **theirs))
 
 
+def test_first_step_from_a_zero_buffer():
+    # heavy ball's first step is a plain gradient step; Nesterov's adds beta * v_1 = beta * g_0 (chapter 1)
+    theta0 = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    g0 = torch.tensor([0.5, 3.0], dtype=torch.float64)
+    for opt, factor in ((GD(0.1), 1.0), (HeavyBall(0.1, 0.9), 1.0), (Nesterov(0.1, 0.9), 1.9)):
+        theta1, _ = opt.update(theta0, g0, opt.init(theta0))
+        torch.testing.assert_close(theta1, theta0 - 0.1 * factor * g0)
+
+
 def test_thresholds_closed_form():
     assert GD(0.01).threshold == pytest.approx(200.0)
     assert HeavyBall(0.01, 0.9).threshold == pytest.approx(380.0)
