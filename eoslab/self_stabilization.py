@@ -16,27 +16,29 @@ holds the models built on that observation:
   :math:`\theta^\dagger`) and :func:`predicted_step` (the *predicted dynamics*
   of the displacement :math:`v = \theta - \theta^\dagger`);
 - :func:`find_edge`, which runs GD until the sharpness first reaches
-  :math:`2/\eta`, and :func:`track`, which runs GD, gradient flow, the
+  :math:`2/\eta`; :func:`seed_oscillation`, which replaces the oscillation
+  along :math:`u` at that point (rounding noise after a single-precision
+  run) by a chosen one; and :func:`track`, which runs GD, gradient flow, the
   constrained trajectory and the predicted dynamics in lockstep from there.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_int, check_positive, check_real, check_vector
-from .curvature import HessianOperator, taylor_center, top_eigenpairs
+from .curvature import HessianOperator, TaylorCenter, taylor_center, top_eigenpairs
 from .flows import GradientFlow
 from .problems import Problem
 
 __all__ = [
     "TwoVariableTrajectory", "two_variable_model", "stages", "STAGE_NAMES",
     "project_to_stable_set", "constrained_step", "predicted_step",
-    "EdgeCrossing", "find_edge", "Lockstep", "track",
+    "EdgeCrossing", "find_edge", "SeededStart", "seed_oscillation", "Lockstep", "track",
 ]
 
 STAGE_NAMES = {
@@ -368,6 +370,78 @@ def find_edge(problem, lr, max_steps, *, check_every=20, tol=1e-4, device=None, 
         bar.update(1)
     bar.close()
     return EdgeCrossing(None, theta, u, values[-1], np.array(steps), np.array(values))
+
+
+@dataclass
+class SeededStart:
+    r"""Where :func:`seed_oscillation` put the start.
+
+    Attributes
+    ----------
+    theta : torch.Tensor
+        The start: the valley floor of the given point, displaced by ``x0`` along ``u``.
+    center : TaylorCenter
+        At the valley floor (:math:`u\cdot\nabla L = 0` there), so ``center.u`` is the ``u`` of the seed.
+    x0 : float
+        The chosen oscillation.
+    x_before : float
+        The oscillation the given point had, :math:`(u\cdot\nabla L)/S` there: its distance along
+        ``u`` from the valley floor, by a Newton step.
+    """
+
+    theta: torch.Tensor
+    center: TaylorCenter
+    x0: float
+    x_before: float
+
+
+def seed_oscillation(problem, theta, x0, *, u=None, iterations=3, tol=1e-10, device=None, dtype="float64"):
+    r"""Put ``theta`` on its valley floor along the top eigenvector and displace it by ``x0`` along it.
+
+    The oscillation along :math:`u` at the first step above :math:`2/\eta`
+    is whatever the run up to it left there; after thousands of
+    single-precision steps it is rounding noise, a different number on each
+    computer, and the blow-up that follows starts from it. This function
+    replaces it by a chosen one. Newton steps along :math:`u`,
+    :math:`\theta \leftarrow \theta - \frac{u\cdot\nabla L}{S}\,u`, bring the point
+    to the floor of the valley along :math:`u` (where :math:`u\cdot\nabla L = 0`);
+    the start is that floor point plus :math:`x_0 u`. The sign of :math:`u`
+    is fixed by making its largest entry (in absolute value) positive, so
+    that ``x0`` means the same on every computer.
+
+    Parameters
+    ----------
+    problem : Problem
+    theta : torch.Tensor
+        Typically :func:`find_edge`'s point.
+    x0 : float
+        The oscillation to seed.
+    u : torch.Tensor, optional
+        Warm start for the top eigenvector (e.g. :attr:`EdgeCrossing.u`).
+    iterations : int
+        Newton steps (each costs one :func:`~eoslab.curvature.taylor_center`).
+    tol : float
+        Eigen-solver residual tolerance.
+    device, dtype :
+        Where to compute (default ``float64``, the precision of :func:`track`).
+
+    Returns
+    -------
+    SeededStart
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
+    x0 = check_real("x0", x0)
+    iterations = check_int("iterations", iterations, low=1)
+    problem = problem.to(device=device, dtype=dtype)
+    theta = check_vector("theta", theta, size=problem.num_params).detach().to(problem.theta0)
+    c = taylor_center(problem, theta, None if u is None else u.detach().to(problem.theta0), tol=tol)
+    if float(c.u[c.u.abs().argmax()]) < 0:
+        c = replace(c, u=-c.u)  # grad_sharpness = ∇³L[u, u] does not change sign
+    x_before = float(c.u @ c.grad) / c.sharpness
+    for _ in range(iterations):
+        c = taylor_center(problem, c.theta - (float(c.u @ c.grad) / c.sharpness) * c.u, c.u, tol=tol)
+    return SeededStart(theta=c.theta + x0 * c.u, center=c, x0=x0, x_before=x_before)
 
 
 @dataclass
