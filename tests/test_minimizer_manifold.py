@@ -50,6 +50,11 @@ def test_normalized_gd_on_a_quadratic_ends_in_a_two_cycle_at_the_edge():
     # averaged over the cycle, the effective threshold 2/η_eff is the sharpness, 1
     pair = 0.5 * (2 / h.step_size[1:] + 2 / h.step_size[:-1])
     np.testing.assert_allclose(pair[-10:], 1.0, rtol=1e-9)
+    # the effective steps themselves are η/|x| at the two points (1.568 and 2.762): neither they nor their mean is 2
+    last = h.step_size[-2:]  # step_size[t] takes θ_t to θ_{t+1}
+    np.testing.assert_allclose(last, 1.0 / h.snapshots[-3:-1, 0].abs().numpy(), rtol=1e-9)
+    assert sorted(np.round(last, 3).tolist()) == [1.568, 2.762]
+    assert last.mean() == pytest.approx(2.165, abs=1e-3)
 
 
 def test_the_toy_manifold_flows_solve_their_equations():
