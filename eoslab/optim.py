@@ -153,11 +153,15 @@ class DAL(_AdaptiveStep):
         \eta_t = \min\!\left(\frac{2}{(\|Hg\| / \|g\|)^p},\ c_{\max}\right),
         \qquad \theta \leftarrow \theta - \eta_t\, g .
 
-    :math:`\|Hg\|/\|g\|` is the curvature the gradient sees; with ``p = 1``
-    the step is the stability limit along the gradient. ``p = 0`` is plain
-    GD with step ``lr`` (the authors' convention; ``lr`` is used only then).
-    Larger ``p`` trades speed for stability. Each step costs one extra
-    Hessian-vector product.
+    :math:`\mu = \|Hg\|/\|g\|` is how much the Hessian stretches the
+    gradient: at least the curvature along ``g`` (the Rayleigh quotient
+    :math:`g^\top Hg/\|g\|^2`) and at most :math:`\max_i|\lambda_i|`, equal to
+    both when ``g`` is an eigenvector. With ``p = 1``, :math:`\eta_t\mu = 2`,
+    so :math:`\eta_t S \ge 2` whenever :math:`\mu \le S`: the step is at or
+    beyond its own edge. ``p = 0`` is a special case, not the formula (which
+    would give a step of 2): plain GD with step ``lr`` (the authors'
+    convention; ``lr`` is used only then). Larger ``p`` trades speed for
+    stability. Each step costs one extra Hessian-vector product.
 
     Parameters
     ----------

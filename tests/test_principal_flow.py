@@ -147,6 +147,21 @@ def test_dal_step_is_two_over_the_curvature_along_the_gradient_capped():
     assert len(h.step_size) == 5 and math.isnan(h.threshold)
 
 
+def test_dal_with_p_one_sits_at_or_beyond_its_own_edge():
+    # mu = ||Hg||/||g|| lies between the Rayleigh quotient of g and the top eigenvalue S, so the
+    # p = 1 step 2/mu gives eta_t S >= 2 >= eta_t g'Hg/||g||^2, with equality when g is an eigenvector
+    q = quadratic([5.0, 2.0, 0.5, 0.1], dtype="float64")
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        g = torch.randn(4, generator=gen, dtype=torch.float64)
+        _, step = DAL(0.1, p=1).update(q.theta0, g, None, loss_fn=q)
+        assert step * 5.0 >= 2.0 - 1e-12
+        assert step * float(g @ q.A @ g) / float(g @ g) <= 2.0 + 1e-12
+    _, step = DAL(0.1, p=1).update(q.theta0, torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64), None,
+                                   loss_fn=q)
+    assert step * 5.0 == pytest.approx(2.0)
+
+
 def test_dal_validates():
     for kwargs, name in [({"p": -1.0}, "p"), ({"max_scale": 0.0}, "max_scale"), ({"lr": -0.1}, "lr")]:
         with pytest.raises(ValueError, match=name):
@@ -166,8 +181,9 @@ def test_dal_removes_the_loss_spikes_of_gd_at_the_edge_of_stability():
     gd = eoslab.run(problem, GD(0.3), 4000, num_eigs=0, progress=False)
     dal = eoslab.run(problem, DAL(0.3, p=1), 4000, num_eigs=0, progress=False)
     jumps = {name: h.loss[1:] / h.loss[:-1] for name, h in (("gd", gd), ("dal", dal))}
-    # GD at the edge: dozens of steps where the loss jumps by more than 10 %, up to 46 %
+    # GD at the edge: dozens of steps where the loss jumps by more than 10 %, some by more than 30 %
     assert (jumps["gd"] > 1.1).sum() >= 10 and jumps["gd"].max() > 1.3
-    # DAL with p = 1: none above 10 % (largest 8 %), and a lower final loss
+    # DAL with p = 1: none above 10 %, and a final loss below GD's typical late loss (GD's own final
+    # value depends on where in a spike the run stops, so compare with its median over the last 500 steps)
     assert (jumps["dal"] > 1.1).sum() == 0 and jumps["dal"].max() < 1.2
-    assert dal.loss[-1] < gd.loss[-1]
+    assert dal.loss[-1] < np.median(gd.loss[-500:])
