@@ -443,45 +443,62 @@ class EdgeState:
         return self.x + self.phase * self.a * self.u
 
 
-def edge_flow_step(problem, state, lr):
-    r"""One step of Edge Flow (our discretization): two gradients and one Hessian-vector product.
+def edge_flow_step(problem, state, lr, *, substeps=1):
+    r"""One step of Edge Flow (our discretization): two gradients and one Hessian-vector product per substep.
 
     With :math:`g_\pm = \nabla L(x \pm a u)`, :math:`\bar g = \tfrac12(g_+ + g_-)`
     (the gradient of the symmetrized loss :math:`\tfrac12[L(x+au) + L(x-au)]`),
     the secant curvature :math:`\lambda_u = u\cdot(g_+ - g_-)/(2a)` and
-    :math:`Hu = H(x)\,u`, :math:`\rho = u^\top Hu`:
+    :math:`Hu = H(x)\,u`, :math:`\rho = u^\top Hu`, each of the ``substeps``
+    substeps of size :math:`h = 1/\text{substeps}` is
 
     .. math::
-        x &\leftarrow x - \eta\,(\bar g - (u\cdot\bar g)\,u) - \frac{u\cdot\bar g}{\rho}\,u, \\
-        a &\leftarrow a\,|1 - \eta\lambda_u|, \\
-        u &\leftarrow \frac{u + \tfrac{\eta}{2}(Hu - \rho u)}{\|\cdot\|}.
+        x &\leftarrow x - h\eta\,(\bar g - (u\cdot\bar g)\,u) - \frac{u\cdot\bar g}{\rho}\,u, \\
+        a &\leftarrow a\,|1 - \eta\lambda_u|^h, \\
+        u &\leftarrow \frac{u + \tfrac{h\eta}{2}(Hu - \rho u)}{\|\cdot\|}.
 
-    The center takes a gradient step on the symmetrized loss across ``u``
-    and, along ``u`` (a stiff direction, decaying at rate :math:`\eta\rho \approx 2`
-    per step), relaxes to the floor of the valley in one Newton step. The
-    magnitude grows or decays by GD's own factor along ``u``. The direction
-    takes an Euler step of the Rayleigh-quotient (Oja) flow
-    :math:`\dot u = \tfrac{\eta}{2}(Hu - (u^\top Hu)u)`. While ``a`` is too small
-    for a finite difference to resolve, :math:`\lambda_u = \rho`.
+    The center takes an explicit Euler step on the symmetrized loss across
+    ``u`` and, along ``u`` (a stiff direction, decaying at rate
+    :math:`\eta\rho \approx 2` per step), relaxes to the floor of the valley in
+    one Newton step, the stiff limit of an implicit step. The magnitude
+    equation is integrated exactly over the substep (its rate frozen). The
+    direction takes an Euler step of the Rayleigh-quotient (Oja) flow
+    :math:`\dot u = \tfrac{\eta}{2}(Hu - (u^\top Hu)u)`. While ``a`` is too
+    small for a finite difference to resolve, :math:`\lambda_u = \rho`.
+
+    With ``substeps=1`` (the default) the center's step across ``u`` has
+    GD's own size :math:`\eta`; more substeps integrate the three equations
+    more accurately, at ``substeps`` times the cost. The phase (the sign of
+    the oscillation) flips once per step when :math:`1 - \eta\lambda_u < 0` at
+    the step's start.
     """
-    x, u, a = state.x, state.u, state.a
-    _, g_plus = problem.value_and_grad(x + a * u)
-    _, g_minus = problem.value_and_grad(x - a * u)
-    hu = hvp(problem, x, u)
-    rho = float(u @ hu)
-    g_bar = 0.5 * (g_plus + g_minus)
-    eps = torch.finfo(x.dtype).eps
-    resolved = a > math.sqrt(eps) * (1.0 + float(x.norm()))
-    curvature = float(u @ (g_plus - g_minus)) / (2 * a) if resolved else rho
-    along = float(u @ g_bar)
-    x_new = x - lr * (g_bar - along * u)
-    x_new = x_new - (along / rho if rho > 0 else lr * along) * u
-    factor = 1.0 - lr * curvature
-    a_new = max(a * abs(factor), eps * (1.0 + float(x.norm())))
-    u_new = u + 0.5 * lr * (hu - rho * u)
-    u_new = u_new / u_new.norm()
-    phase = -state.phase if factor < 0 else state.phase
-    return EdgeState(x_new, u_new, a_new, phase, rho, curvature)
+    substeps = check_int("substeps", substeps, low=1)
+    h = 1.0 / substeps
+    phase = state.phase
+    for k in range(substeps):
+        x, u, a = state.x, state.u, state.a
+        _, g_plus = problem.value_and_grad(x + a * u)
+        _, g_minus = problem.value_and_grad(x - a * u)
+        hu = hvp(problem, x, u)
+        rho = float(u @ hu)
+        g_bar = 0.5 * (g_plus + g_minus)
+        eps = torch.finfo(x.dtype).eps
+        resolved = a > math.sqrt(eps) * (1.0 + float(x.norm()))
+        curvature = float(u @ (g_plus - g_minus)) / (2 * a) if resolved else rho
+        along = float(u @ g_bar)
+        x_new = x - h * lr * (g_bar - along * u)
+        x_new = x_new - (along / rho if rho > 0 else h * lr * along) * u
+        factor = 1.0 - lr * curvature
+        a_new = max(a * abs(factor) ** h, eps * (1.0 + float(x.norm())))
+        u_new = u + _DIRECTION_RATE * h * lr * (hu - rho * u)
+        u_new = u_new / u_new.norm()
+        if k == 0 and factor < 0:
+            phase = -phase
+        state = EdgeState(x_new, u_new, a_new, phase, rho, curvature)
+    return state
+
+
+_DIRECTION_RATE = 0.5
 
 
 class EdgeFlow(Flow):
@@ -510,9 +527,10 @@ class EdgeFlow(Flow):
         Tolerance of the eigen-solve at the start.
     """
 
-    def __init__(self, lr, *, eig_tol=1e-6):
+    def __init__(self, lr, *, eig_tol=1e-6, substeps=1):
         super().__init__(lr)
         self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.substeps = check_int("substeps", substeps, low=1)
 
     def start(self, problem, theta):
         eig = top_eigenpairs(problem, theta, k=1, tol=self.eig_tol)
@@ -526,14 +544,16 @@ class EdgeFlow(Flow):
         return state.x
 
     def advance(self, problem, state, sharpness, *, alpha, max_substep):
-        return edge_flow_step(problem, state, self.lr)
+        return edge_flow_step(problem, state, self.lr, substeps=self.substeps)
 
     def observe(self, problem, state):
         return {"magnitude": state.a, "curvature": state.curvature, "rayleigh": state.rayleigh}
 
     @property
     def label(self):
-        return f"Edge Flow (lr={self.lr:g})"
+        if self.substeps == 1:
+            return f"Edge Flow (lr={self.lr:g})"
+        return f"Edge Flow (lr={self.lr:g}, {self.substeps} substeps)"
 
 
 def rk4_step(velocity, theta, h):

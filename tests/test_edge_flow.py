@@ -8,7 +8,7 @@ import torch
 
 import eoslab
 from eoslab import flows
-from eoslab.flows import CentralFlow, EdgeFlow, GradientFlow, compare, edge_covariance, edge_flow_step
+from eoslab.flows import CentralFlow, EdgeFlow, EdgeState, GradientFlow, compare, edge_covariance, edge_flow_step
 from eoslab.optim import GD
 from eoslab.problems import function_problem, quadratic
 
@@ -87,7 +87,8 @@ def test_gd_on_the_toy_oscillates_with_mean_square_two_c():
 
 
 # -- Edge Flow -------------------------------------------------------------------
-def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monkeypatch):
+@pytest.mark.parametrize("substeps", [1, 2])
+def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monkeypatch, substeps):
     p = eoslab.problems.chebyshev_regression(width=20, dtype="float64")
     state = EdgeFlow(0.3).start(p, p.theta0)
     counts = {"value_and_grad": 0, "hvp": 0, "loss": 0}
@@ -110,9 +111,9 @@ def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monke
     monkeypatch.setattr(type(p), "__call__", lambda self, th, b=None: self.loss(th, b))
     monkeypatch.setattr(flows, "hvp", counting_hvp)
     for _ in range(3):
-        state = edge_flow_step(p, state, 0.3)
-    # per step: ∇L(x + au), ∇L(x - au), and H(x)u, which evaluates the loss once more to build its graph
-    assert counts == {"value_and_grad": 6, "hvp": 3, "loss": 9}
+        state = edge_flow_step(p, state, 0.3, substeps=substeps)
+    # per (sub)step: ∇L(x + au), ∇L(x - au), and H(x)u, which evaluates the loss once more to build its graph
+    assert counts == {"value_and_grad": 6 * substeps, "hvp": 3 * substeps, "loss": 9 * substeps}
 
 
 @pytest.mark.parametrize("lr_lambda", [1.5, 1.9, 2.0, 2.1, 2.5])
@@ -148,9 +149,68 @@ def test_edge_flow_reproduces_self_stabilization_on_the_toy():
     np.testing.assert_allclose(means, 2 * c, rtol=0.05)
 
 
+def test_edge_flow_substeps_on_a_quadratic_are_euler_steps_of_gradient_flow_across_u():
+    # across u the substepped center is explicit Euler on gradient flow, (1 - ηλ/n)^n per step, which tends to
+    # gradient flow's exp(-ηλ); the magnitude still changes by exactly |1 - ηλ_1| per step, whatever n
+    lr, lam = 0.5, np.array([4.0, 0.1, 0.04])
+    q = quadratic(lam.tolist(), x0=[0.01, 1.0, -1.0], dtype="float64")
+    steps = 20
+    for n in (1, 4, 64):
+        h = eoslab.flows.solve(q, EdgeFlow(lr, substeps=n), steps, num_eigs=0, save_every=1, progress=False)
+        across = h.snapshots[:, 1:].numpy()
+        closed = np.array([[1.0, -1.0]]) * (1 - lr * lam[1:] / n) ** (n * np.arange(steps + 1))[:, None]
+        np.testing.assert_allclose(across, closed, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(np.diff(np.log(h.extras["magnitude"])), math.log(abs(1 - lr * lam[0])), atol=1e-9)
+    z = lr * lam[1:]
+    flow = np.array([1.0, -1.0]) * np.exp(-z * steps)  # gradient flow's closed form at t = steps
+    # (1 - z/n)^(nt) = exp(-zt)(1 - t z²/(2n) + O(1/n²)): at n = 64 within 5 % of that first-order term
+    np.testing.assert_allclose(np.abs(across[-1] - flow), np.abs(flow) * steps * z**2 / (2 * 64), rtol=0.05)
+
+
+def _toy_edge_flow_ode(s0, c, lr, a0, horizon):
+    """Edge Flow's three equations on the toy, from the center (0, 0) with u = e_x: u stays e_x, the center stays
+    on x = 0, and what is left is dy/dt = η(c - a²/2), d(log a)/dt = log|1 - η(s0 + y)|, solved by scipy."""
+    from scipy.integrate import solve_ivp
+
+    def rhs(t, z):
+        return [lr * (c - 0.5 * math.exp(2 * z[1])), math.log(abs(1 - lr * (s0 + z[0])))]
+
+    return solve_ivp(rhs, (0, horizon), [0.0, math.log(a0)], rtol=1e-12, atol=1e-14, dense_output=True).sol
+
+
+def test_edge_flow_with_substeps_converges_to_the_solution_of_its_equations_on_the_toy():
+    s0, c, lr, a0, horizon = 3.9, 0.005, 0.5, 0.05, 100
+    p = toy(s0=s0, c=c, x0=0.0)
+    truth = _toy_edge_flow_ode(s0, c, lr, a0, horizon)
+    errors = []
+    for n in (1, 4, 16):
+        state = EdgeState(torch.zeros(2, dtype=torch.float64), torch.tensor([1.0, 0.0], dtype=torch.float64), a0)
+        error = 0.0
+        for t in range(1, horizon + 1):
+            state = edge_flow_step(p, state, lr, substeps=n)
+            y, log_a = truth(t)
+            error = max(error, abs(float(state.x[1]) - y), abs(math.log(state.a) - log_a))
+        assert float(state.x[0]) == 0.0 and state.u.tolist() == [1.0, 0.0]
+        errors.append(error)
+    # explicit Euler is first order: four times the substeps, a quarter of the error (measured ratios 4.0);
+    # a scheme converging to anything else would stall, with ratios falling towards 1
+    assert 3.0 < errors[0] / errors[1] < 5.0 and 3.0 < errors[1] / errors[2] < 5.0, errors
+    assert errors[2] < 0.005, errors  # measured 0.0032 at n = 16: errors[0] / 16
+
+
+def test_edge_flow_substeps_default_is_one_step():
+    p = toy(s0=3.9, c=0.005, x0=0.05)
+    one = eoslab.flows.solve(p, EdgeFlow(0.5), 50, num_eigs=0, save_every=1, progress=False)
+    explicit = eoslab.flows.solve(p, EdgeFlow(0.5, substeps=1), 50, num_eigs=0, save_every=1, progress=False)
+    torch.testing.assert_close(one.snapshots, explicit.snapshots, rtol=0, atol=0)
+    assert EdgeFlow(0.5, substeps=4).label == "Edge Flow (lr=0.5, 4 substeps)"
+
+
 def test_edge_flow_validates():
     with pytest.raises(ValueError, match="lr"):
         EdgeFlow(-1.0)
+    with pytest.raises(ValueError, match="substeps"):
+        EdgeFlow(0.1, substeps=0)
     with pytest.raises(ValueError, match="num_eigs"):
         CentralFlow(0.1, num_eigs=0)
 
