@@ -5,7 +5,7 @@ direction. :func:`~eoslab.curvature.batch_sharpness` measures it at one
 point; :func:`eoss_run` trains with SGD (with or without heavy-ball
 momentum) and measures it, with the full-batch :math:`\lambda_{\max}`, along
 the way; :meth:`EossRun.plateau` reads off the level it settles at, and
-:func:`eoss_levels` gives the levels linear stability predicts:
+:func:`eoss_levels` gives the levels that linear stability suggests:
 
 ==========================  =========================
 regime                      batch sharpness settles at
@@ -14,21 +14,29 @@ SGD (``beta = 0``)          :math:`2/\eta`
 momentum, small batches     :math:`2(1-\beta)/\eta`
 momentum, large batches     :math:`2(1+\beta)/\eta`
 ==========================  =========================
+
+The two momentum levels are the limits of one exact threshold in a model
+where every batch has its own sharp direction, orthogonal to the others',
+which comes back every ``period`` steps: :func:`revisit_level` gives it in
+closed form, and :func:`rank_one_batches` builds the model as a problem
+that :func:`eoslab.run` trains like any other.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
-from ._validation import check_beta, check_int, check_positive, check_real
+from ._validation import check_beta, check_int, check_positive, check_real, resolve_device, resolve_dtype
 from .curvature import batch_sharpness
 from .optim import GD, HeavyBall
 from .problems import Problem
 from .runs import History, run
 
-__all__ = ["EossLevels", "eoss_levels", "Plateau", "EossRun", "eoss_run", "plateau_table"]
+__all__ = ["EossLevels", "eoss_levels", "revisit_level", "RankOneBatches", "rank_one_batches", "Plateau", "EossRun",
+           "eoss_run", "plateau_table"]
 
 
 @dataclass(frozen=True)
@@ -39,10 +47,13 @@ class EossLevels:
     ----------
     small : float
         ``2(1-beta)/lr``: a batch's gradient stays in the buffer and moves
-        the parameters by ``lr/(1-beta)`` times itself in all.
+        the parameters by ``lr/(1-beta)`` times itself in all; the exact
+        threshold when a batch's sharp direction is never revisited
+        (:func:`revisit_level` with ``period`` to infinity).
     large : float
         ``2(1+beta)/lr``: the heavy ball's threshold on a fixed quadratic,
-        reached through a period-two oscillation of the buffer.
+        where the same sharp direction is felt at every step
+        (:func:`revisit_level` with ``period = 1``).
     plain : float
         ``2/lr``, the level of plain SGD (both of the above at ``beta = 0``).
     """
@@ -66,6 +77,92 @@ def eoss_levels(lr, beta=0.0):
     lr = check_positive("lr", lr)
     beta = check_beta("beta", beta)
     return EossLevels(lr, beta, 2 * (1 - beta) / lr, 2 * (1 + beta) / lr, 2 / lr)
+
+
+def revisit_level(lr, beta, period):
+    r"""Heavy ball's stability threshold on a direction that is pushed once every ``period`` steps.
+
+    The model: a batch loss :math:`\tfrac12 a (u^\top\theta)^2` whose
+    direction :math:`u` no other batch touches, drawn once every ``period``
+    steps. Between draws the buffer only decays, so over one period the
+    pair (position along :math:`u`, buffer along :math:`u`) is multiplied by
+    a 2-by-2 matrix with determinant :math:`\beta^k` and trace
+    :math:`1 + \beta^k - \eta a (1-\beta^k)/(1-\beta)` (``k = period``).
+    Its eigenvalues stay inside the unit circle exactly for
+
+    .. math:: 0 < a < \frac{2(1-\beta)}{\eta}\,\frac{1+\beta^k}{1-\beta^k},
+
+    which is ``2(1+beta)/lr`` at ``period = 1`` (heavy ball on a fixed
+    quadratic) and falls to ``2(1-beta)/lr`` as the period grows past the
+    buffer's memory, about ``1/(1-beta)`` steps. With ``beta = 0`` it is
+    ``2/lr`` for every period.
+
+    Examples
+    --------
+    >>> round(revisit_level(0.1, 0.9, 1), 6), round(revisit_level(0.1, 0.9, 10_000), 6)
+    (38.0, 2.0)
+    >>> round(revisit_level(0.1, 0.0, 7), 6)
+    20.0
+    """
+    lr = check_positive("lr", lr)
+    beta = check_beta("beta", beta)
+    period = check_int("period", period, low=1)
+    q = beta ** period
+    return 2 * (1 - beta) / lr * (1 + q) / (1 - q)
+
+
+class RankOneBatches(Problem):
+    r"""Examples with orthogonal rank-one Hessians: example ``i`` has the loss :math:`\tfrac12 a\,\theta_i^2`.
+
+    Built by :func:`rank_one_batches`. The loss of a batch is the mean over
+    its examples, so a batch of ``b`` examples has Hessian
+    :math:`(a/b)\sum_{i\in B} e_i e_i^\top` and batch sharpness ``a/b``;
+    the full loss has :math:`\lambda_{\max} = a/n`. Gradients are exact.
+    """
+
+    name = "orthogonal rank-one batches"
+
+    def __init__(self, curvature, theta0):
+        self.curvature = curvature
+        self.theta0 = theta0
+        self.num_examples = theta0.numel()
+
+    def _loss(self, theta, batch_indices):
+        part = theta if batch_indices is None else theta[batch_indices]
+        return 0.5 * self.curvature * (part ** 2).mean()
+
+    def value_and_grad(self, theta, batch_indices=None):
+        idx = self._check_batch(batch_indices)
+        theta = theta.detach()
+        if idx is None:
+            return 0.5 * self.curvature * (theta ** 2).mean(), self.curvature * theta / self.num_examples
+        grad = torch.zeros_like(theta)
+        grad.index_add_(0, idx, self.curvature * theta[idx] / idx.numel())
+        return 0.5 * self.curvature * (theta[idx] ** 2).mean(), grad
+
+
+def rank_one_batches(num_directions, curvature, *, device=None, dtype="float64"):
+    """The orthogonal rank-one model of :func:`revisit_level` as a problem with ``num_directions`` examples.
+
+    Trained with ``batch_size=1`` (:func:`eoslab.run`), each step pushes one
+    coordinate with curvature ``curvature`` (its batch sharpness), and a
+    coordinate comes back once per reshuffled epoch: on average every
+    ``num_directions`` steps, at random gaps. With one direction the run is
+    heavy ball on a fixed quadratic. Starts at the all-ones vector, in
+    float64 (the dynamics are linear, so a run's fate is decided well above
+    rounding).
+
+    Examples
+    --------
+    >>> p = rank_one_batches(4, 3.0)
+    >>> loss, grad = p.value_and_grad(p.theta0, [2])
+    >>> float(loss), grad.tolist()
+    (1.5, [0.0, 0.0, 3.0, 0.0])
+    """
+    n = check_int("num_directions", num_directions, low=1)
+    curvature = check_positive("curvature", curvature)
+    theta0 = torch.ones(n, dtype=resolve_dtype(dtype), device=resolve_device(device))
+    return RankOneBatches(curvature, theta0)
 
 
 @dataclass(frozen=True)

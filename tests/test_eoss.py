@@ -9,7 +9,9 @@ import torch
 from eoslab.curvature import hessian
 from eoslab.plotting import plot_eoss, plot_eoss_phase
 from eoslab.problems import digits_eoss
-from eoslab.stochastic import eoss_levels, eoss_run, plateau_table
+from eoslab.optim import HeavyBall
+from eoslab.runs import run
+from eoslab.stochastic import eoss_levels, eoss_run, plateau_table, rank_one_batches, revisit_level
 
 PHASE = pathlib.Path(__file__).resolve().parents[1] / "chapters" / "data" / "eoss_phase.json"
 
@@ -29,6 +31,64 @@ def test_predicted_level_follows_the_regime():
     momentum = dataclasses.replace(r, beta=0.9, levels=eoss_levels(0.1, 0.9))
     assert momentum.predicted_level == pytest.approx(2.0)  # small batch: 2(1-β)/η
     assert dataclasses.replace(momentum, full_batch=True).predicted_level == pytest.approx(38.0)  # 2(1+β)/η
+
+
+def period_map(a, lr, beta, period):
+    """One period of heavy ball on a direction pushed at the first step only: (x, v) -> (x, v)."""
+    M = np.eye(2)
+    for k in range(period):
+        push = a if k == 0 else 0.0
+        step = np.array([[1.0, 0.0], [push, beta]])  # v <- beta v + push x
+        move = np.array([[1.0, -lr], [0.0, 1.0]])  # x <- x - lr v
+        M = move @ step @ M
+    return M
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("period", [1, 2, 7, 40])
+def test_revisit_level_is_where_the_period_map_turns_unstable(beta, period):
+    lr = 0.05
+    level = revisit_level(lr, beta, period)
+    M = period_map(level, lr, beta, period)
+    assert np.linalg.det(M) == pytest.approx(beta ** period, abs=1e-12)
+    assert np.linalg.eigvals(M).real.min() == pytest.approx(-1.0, abs=1e-9)  # a root at -1 exactly
+    assert max(abs(np.linalg.eigvals(period_map(0.999 * level, lr, beta, period)))) < 1
+    assert max(abs(np.linalg.eigvals(period_map(1.001 * level, lr, beta, period)))) > 1
+
+
+def test_revisit_level_joins_the_two_momentum_levels():
+    lv = eoss_levels(0.02, 0.9)
+    assert revisit_level(0.02, 0.9, 1) == pytest.approx(lv.large)
+    assert revisit_level(0.02, 0.9, 500) == pytest.approx(lv.small, rel=1e-9)
+    levels = [revisit_level(0.02, 0.9, k) for k in range(1, 60)]
+    assert all(a > b for a, b in zip(levels, levels[1:]))  # falls with the period
+    with pytest.raises(ValueError, match="period"):
+        revisit_level(0.02, 0.9, 0)
+
+
+def test_rank_one_batches_have_the_curvature_of_their_model():
+    p = rank_one_batches(5, 4.0)
+    theta = torch.arange(1.0, 6.0, dtype=torch.float64)
+    for batch in ([3], [0, 2]):
+        H = hessian(lambda th, b=batch: p.loss(th, torch.tensor(b)), theta)
+        g = p.value_and_grad(theta, batch)[1]
+        torch.testing.assert_close(g, torch.func.grad(lambda th, b=batch: p.loss(th, torch.tensor(b)))(theta))
+        assert float(g @ H @ g / (g @ g)) == pytest.approx(4.0 / len(batch))  # batch sharpness a/b
+    assert float(torch.linalg.eigvalsh(hessian(p.loss, theta))[-1]) == pytest.approx(4.0 / 5)  # λ_max = a/n
+    with pytest.raises(ValueError, match="curvature"):
+        rank_one_batches(3, 0.0)
+
+
+@pytest.mark.parametrize("n, level_name", [(1, "large"), (200, "small")])
+def test_sgd_with_momentum_on_orthogonal_batches_turns_unstable_at_the_predicted_level(n, level_name):
+    lr, beta = 0.02, 0.9
+    level = getattr(eoss_levels(lr, beta), level_name)
+    norms = []
+    for factor in (0.9, 1.1):
+        h = run(rank_one_batches(n, factor * level), HeavyBall(lr, beta), 20 * max(n, 10), batch_size=1, num_eigs=0,
+                progress=False)
+        norms.append(float(h.theta.norm() / n ** 0.5))
+    assert norms[0] < 0.1 and norms[1] > 10, norms
 
 
 @pytest.mark.parametrize("kwargs, match", [
