@@ -19,6 +19,7 @@ CHAPTERS = sorted((ROOT / "chapters").glob("0[1-9]_*.ipynb"))
 KINDS = {"Conceptual": "homework", "Derivation": "homework", "Computational": "lab", "Investigate": "lab"}
 EXERCISE = re.compile(r"^```\{exercise\} (?P<title>[^\n]*)\n:label: (?P<label>\S+)\n\n(?P<tag>[^\n]*)\n", re.M)
 SLIDER_SUFFIX = re.compile(r" \(investigate with the sliders?\)$")  # the table's kind column says it
+SOLUTION = re.compile(r"^(?:````\{solution\}|```\{solution-start\}) (\S+)", re.M)  # gated or fenced
 TAG = re.compile(r"\*\*(?P<kind>\w+)\*\* · (?P<stars>★{1,3}☆{0,2})")
 
 
@@ -32,7 +33,7 @@ def chapter_exercises(path):
             tag = TAG.fullmatch(m["tag"])
             assert tag and len(tag["stars"]) == 3, f"{path.name}, {m['label']}: first line {m['tag']!r} is not a tag"
             exercises.append((m["label"], m["title"], tag["kind"], tag["stars"].count("★")))
-        solutions += re.findall(r"^````\{solution\} (\S+)", cell.source, re.M)
+        solutions += SOLUTION.findall(cell.source)
     return exercises, solutions
 
 
@@ -76,6 +77,8 @@ def test_the_checks_can_fail():
     assert TAG.fullmatch("Conceptual, easy") is None
     assert EXERCISE.search("```{exercise} T\n:label: ex-a\n\n**Derivation** · ★★☆\n")["label"] == "ex-a"
     assert SLIDER_SUFFIX.sub("", "Which clock? (investigate with the slider)") == "Which clock?"
+    # Both forms of a solution are found: a gated block and a fenced one.
+    assert SOLUTION.findall("```{solution-start} ex-a\n:class: dropdown\n```\n````{solution} ex-b\n") == ["ex-a", "ex-b"]
 
 
 def exercise_texts():
@@ -83,7 +86,7 @@ def exercise_texts():
     texts = {}
     for path in CHAPTERS:
         for cell in nbformat.read(path, as_version=4).cells:
-            for m in re.finditer(r"^```\{exercise\}.*?\n:label: (\S+)\n(.*?)\n```\n", cell.source, re.S | re.M):
+            for m in re.finditer(r"^```\{exercise\}.*?\n:label: (\S+)\n(.*?)\n```(?:\n|\Z)", cell.source, re.S | re.M):
                 texts[m[1]] = m[2]
     return texts
 
