@@ -395,6 +395,14 @@ class SeededStart:
     x_before: float
 
 
+def _problem_and_point(problem, theta, device, dtype):
+    """The problem moved to ``device``/``dtype`` and ``theta`` checked against it and moved with it."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
+    problem = problem.to(device=device, dtype=dtype)
+    return problem, check_vector("theta", theta, size=problem.num_params).detach().to(problem.theta0)
+
+
 def seed_oscillation(problem, theta, x0, *, u=None, iterations=3, tol=1e-10, device=None, dtype="float64"):
     r"""Put ``theta`` on its valley floor along the top eigenvector and displace it by ``x0`` along it.
 
@@ -429,12 +437,9 @@ def seed_oscillation(problem, theta, x0, *, u=None, iterations=3, tol=1e-10, dev
     -------
     SeededStart
     """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
     x0 = check_real("x0", x0)
     iterations = check_int("iterations", iterations, low=1)
-    problem = problem.to(device=device, dtype=dtype)
-    theta = check_vector("theta", theta, size=problem.num_params).detach().to(problem.theta0)
+    problem, theta = _problem_and_point(problem, theta, device, dtype)
     c = taylor_center(problem, theta, None if u is None else u.detach().to(problem.theta0), tol=tol)
     if float(c.u[c.u.abs().argmax()]) < 0:
         c = replace(c, u=-c.u)  # grad_sharpness = ∇³L[u, u] does not change sign
@@ -526,12 +531,9 @@ def track(problem, lr, theta, steps, *, iterations=3, eig_tol=1e-8, gradient_flo
     -------
     Lockstep
     """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be an eoslab Problem, got {type(problem).__name__}")
     lr = check_positive("lr", lr)
     steps = check_int("steps", steps, low=1)
-    problem = problem.to(device=device, dtype=dtype)
-    theta = check_vector("theta", theta, size=problem.num_params).detach().to(problem.theta0)
+    problem, theta = _problem_and_point(problem, theta, device, dtype)
 
     dagger = project_to_stable_set(problem, theta, lr, iterations=iterations, tol=eig_tol)
     flow = GradientFlow(lr)  # RK4 with substeps of at most 0.5 / (lr S)
