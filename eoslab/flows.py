@@ -315,8 +315,14 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
     discretization) is pulled back with time constant ``tau`` steps. As
     :math:`\tau \to 0` this is the central flow's condition
     :math:`\dot\lambda_i \le 0` at :math:`\lambda_i = 2/\eta` (the barrier form is
-    our discretization). With :math:`\Sigma = \sum_i \sigma_i^2 u_iu_i^\top` this is
-    the diagonal case of the authors' semidefinite complementarity problem.
+    our discretization). This restricts the authors' semidefinite
+    complementarity problem, over all :math:`\Sigma \succeq 0` on the top
+    eigenspace, to :math:`\Sigma = \sum_i \sigma_i^2 u_iu_i^\top`, diagonal in
+    the tracked eigenvectors (no off-diagonal entries, and only the diagonal
+    entries of the projected Hessian are held below :math:`2/\eta`). The
+    restricted problem is a linear complementarity problem, solved here
+    exactly; it approximates theirs, and coincides with it when a single
+    eigenvalue is at the edge.
 
     Returns
     -------
@@ -455,7 +461,7 @@ def edge_flow_step(problem, state, lr, *, substeps=1):
     .. math::
         x &\leftarrow x - h\eta\,(\bar g - (u\cdot\bar g)\,u) - \frac{u\cdot\bar g}{\rho}\,u, \\
         a &\leftarrow a\,|1 - \eta\lambda_u|^h, \\
-        u &\leftarrow \frac{u + \tfrac{h\eta}{2}(Hu - \rho u)}{\|\cdot\|}.
+        u &\leftarrow \frac{u + \kappa\,(Hu - \rho u)}{\|\cdot\|}, \qquad \kappa = \min(h\eta, 1/\rho).
 
     The center takes an explicit Euler step on the symmetrized loss across
     ``u`` and, along ``u`` (a stiff direction, decaying at rate
@@ -463,8 +469,25 @@ def edge_flow_step(problem, state, lr, *, substeps=1):
     one Newton step, the stiff limit of an implicit step. The magnitude
     equation is integrated exactly over the substep (its rate frozen). The
     direction takes an Euler step of the Rayleigh-quotient (Oja) flow
-    :math:`\dot u = \tfrac{\eta}{2}(Hu - (u^\top Hu)u)`. While ``a`` is too
+    :math:`\dot u = \eta(Hu - (u^\top Hu)u)`. While ``a`` is too
     small for a finite difference to resolve, :math:`\lambda_u = \rho`.
+
+    The rate :math:`\eta` is our choice, matched to GD: GD multiplies the
+    oscillation's component along an eigenvector :math:`u_i` by
+    :math:`1 - \eta\lambda_i` per step, so its misalignment with the top
+    eigenvector decays per step by :math:`\log|1-\eta\lambda_i| - \log|1-\eta\lambda_1|
+    \approx -\eta(\lambda_1 - \lambda_i)` for :math:`\lambda_i` near
+    :math:`\lambda_1 \approx 2/\eta`, which is the Oja flow's rate at
+    :math:`\eta`. An Euler step :math:`\kappa` multiplies the component along
+    :math:`u_i` by :math:`1 - \kappa(\rho - \lambda_i)`; the cap
+    :math:`\kappa \le 1/\rho` keeps these factors in :math:`[0, 1]` for
+    :math:`0 \le \lambda_i \le \rho`, as the flow's
+    :math:`e^{-\eta(\rho - \lambda_i)t}` are (a step :math:`\eta` at
+    :math:`\eta\rho > 2` would amplify the flat directions). With one step per
+    GD step the cap acts near the edge, where the step is
+    :math:`u \leftarrow Hu/\|Hu\|`, one power iteration, which turns :math:`u`
+    at about half GD's rate; with two or more substeps it does not act below
+    :math:`\eta\rho = 2` and the equation is integrated at rate :math:`\eta`.
 
     With ``substeps=1`` (the default) the center's step across ``u`` has
     GD's own size :math:`\eta`; more substeps integrate the three equations
@@ -490,15 +513,14 @@ def edge_flow_step(problem, state, lr, *, substeps=1):
         x_new = x_new - (along / rho if rho > 0 else h * lr * along) * u
         factor = 1.0 - lr * curvature
         a_new = max(a * abs(factor) ** h, eps * (1.0 + float(x.norm())))
-        u_new = u + _DIRECTION_RATE * h * lr * (hu - rho * u)
+        step = min(h * lr, 1.0 / rho) if rho > 0 else h * lr  # the cap keeps every factor 1 - step(ρ - λ_i) in [0, 1]
+        u_new = u + step * (hu - rho * u)
         u_new = u_new / u_new.norm()
         if k == 0 and factor < 0:
             phase = -phase
         state = EdgeState(x_new, u_new, a_new, phase, rho, curvature)
     return state
 
-
-_DIRECTION_RATE = 0.5
 
 
 class EdgeFlow(Flow):
@@ -509,7 +531,7 @@ class EdgeFlow(Flow):
 
     .. math::
         \dot x = -\eta\,\nabla_x \tfrac12\left[L(x + au) + L(x - au)\right], \qquad
-        \dot u = \tfrac{\eta}{2}\left(Hu - (u^\top Hu)\,u\right), \qquad
+        \dot u = \eta\left(Hu - (u^\top Hu)\,u\right), \qquad
         \frac{\mathrm{d}\log a}{\mathrm{d}t} = \log|1 - \eta\lambda_u| .
 
     The recorded point is the center ``x``. ``History.extras`` holds

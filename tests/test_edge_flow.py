@@ -198,6 +198,44 @@ def test_edge_flow_with_substeps_converges_to_the_solution_of_its_equations_on_t
     assert errors[2] < 0.005, errors  # measured 0.0032 at n = 16: errors[0] / 16
 
 
+def test_edge_flow_direction_converges_to_the_closed_form_of_the_oja_flow_on_a_quadratic():
+    # on a quadratic H is constant and du/dt = η(Hu - (uᵀHu)u) has the solution u(t) = e^{ηtH}u0 / ‖e^{ηtH}u0‖
+    lr, lam = 0.5, np.array([3.0, 2.5, 1.0])
+    q = quadratic(lam.tolist(), x0=[0.0, 0.0, 0.0], dtype="float64")
+    u0 = torch.tensor([0.2, 0.6, 0.77], dtype=torch.float64)
+    u0 = u0 / u0.norm()
+    horizon = 10
+    errors = []
+    for n in (4, 16, 64):
+        state = EdgeState(torch.zeros(3, dtype=torch.float64), u0.clone(), 1e-3)
+        error = 0.0
+        for t in range(1, horizon + 1):
+            state = edge_flow_step(q, state, lr, substeps=n)
+            exact = np.exp(lr * t * lam) * u0.numpy()
+            error = max(error, float(np.abs(state.u.numpy() - exact / np.linalg.norm(exact)).max()))
+        errors.append(error)
+    # explicit Euler on the sphere is first order: four times the substeps, about a quarter of the error
+    assert 3.0 < errors[0] / errors[1] < 5.0 and 3.0 < errors[1] / errors[2] < 5.0, errors
+    assert errors[2] < 1e-2, errors
+
+
+def test_edge_flow_direction_step_is_capped_at_one_over_rho():
+    # a step η at ηρ = 2 would give -(I - ηH)u, which at ηρ > 2 amplifies the flat directions; the cap 1/ρ gives
+    # u + (Hu - ρu)/ρ = Hu/ρ, one power iteration, and with two substeps (step η/2 = 1/ρ) two of them
+    lr = 0.5
+    lam = torch.tensor([5.0, 3.0, 0.0], dtype=torch.float64)
+    q = quadratic(lam.tolist(), x0=[0.0, 0.0, 0.0], dtype="float64")
+    u = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64) / math.sqrt(2)  # ρ = (5 + 3)/2 = 4 = 2/η
+    zero = torch.zeros(3, dtype=torch.float64)
+    one = edge_flow_step(q, EdgeState(zero, u, 1e-3), lr)
+    torch.testing.assert_close(one.u, lam * u / (lam * u).norm(), rtol=0, atol=1e-15)
+    below = torch.tensor([0.6, 0.0, 0.8], dtype=torch.float64)  # ρ = 1.8 < 1/η: the step is η, uncapped
+    rho = float(below @ (lam * below))
+    step = edge_flow_step(q, EdgeState(zero, below, 1e-3), lr).u
+    expected = below + lr * (lam * below - rho * below)
+    torch.testing.assert_close(step, expected / expected.norm(), rtol=0, atol=1e-15)
+
+
 def test_edge_flow_substeps_default_is_one_step():
     p = toy(s0=3.9, c=0.005, x0=0.05)
     one = eoslab.flows.solve(p, EdgeFlow(0.5), 50, num_eigs=0, save_every=1, progress=False)
