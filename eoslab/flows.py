@@ -522,7 +522,6 @@ def edge_flow_step(problem, state, lr, *, substeps=1):
     return state
 
 
-
 class EdgeFlow(Flow):
     r"""Edge Flow: a center, an oscillation direction and an oscillation magnitude (see :func:`edge_flow_step`).
 
