@@ -84,6 +84,26 @@ class HessianOperator:
 
     __matmul__ = matvec
 
+    def third_derivative(self, u, w=None):
+        r"""The vector :math:`\nabla^3 L(\theta)[u, w] = \nabla_\theta(u^\top H(\theta) w)`, ``w`` defaulting to ``u``.
+
+        Differentiates this operator's gradient graph twice more (a
+        Hessian-vector product that keeps its graph, then the gradient of
+        ``u · Hw``), so several third derivatives and products at one point
+        share one forward pass. Not counted in ``num_products``.
+        """
+        w = u if w is None else w
+        u = u.detach().to(self._theta)
+        w = w.detach().to(self._theta)
+        if not self._grad.requires_grad:  # the loss is linear
+            return torch.zeros_like(self.gradient)
+        with torch.enable_grad():
+            (hw,) = torch.autograd.grad(self._grad, self._theta, w, create_graph=True, allow_unused=True)
+            if hw is None or not hw.requires_grad:  # the loss is at most quadratic
+                return torch.zeros_like(self.gradient)
+            (d3,) = torch.autograd.grad(hw @ u, self._theta, retain_graph=True, allow_unused=True)
+        return torch.zeros_like(self.gradient) if d3 is None else d3.detach()
+
 
 def hvp(loss, theta, v):
     r"""The Hessian-vector product :math:`\nabla^2 L(\theta)\, v`.
@@ -312,7 +332,8 @@ def third_derivative(loss, theta, u, w=None):
 
     Three nested automatic derivatives: a gradient, a Hessian-vector
     product along ``w`` and the gradient of ``u · (H w)``, so it costs a few
-    gradients. ``w`` defaults to ``u``.
+    gradients. ``w`` defaults to ``u``. Several at one point share their
+    first two passes through :meth:`HessianOperator.third_derivative`.
 
     Examples
     --------
@@ -325,16 +346,7 @@ def third_derivative(loss, theta, u, w=None):
     check_vector("theta", theta)
     check_vector("u", u, size=theta.numel())
     w = u if w is None else check_vector("w", w, size=theta.numel())
-    u = u.detach().to(theta)
-    w = w.detach().to(theta)
-    with torch.enable_grad():
-        th = theta.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(loss(th), th, create_graph=True)
-        (hw,) = torch.autograd.grad(g, th, w, create_graph=True, allow_unused=True)
-        if hw is None or not hw.requires_grad:  # the loss is at most quadratic
-            return torch.zeros_like(th).detach()
-        (d3,) = torch.autograd.grad(hw @ u, th, allow_unused=True)
-    return torch.zeros_like(theta) if d3 is None else d3.detach()
+    return HessianOperator(loss, theta).third_derivative(u, w)
 
 
 def sharpness_gradient(loss, theta, u=None, *, tol=1e-8):
@@ -443,7 +455,7 @@ def taylor_center(loss, theta, u=None, *, tol=1e-6, seed=0):
     if u is not None and float(v @ u.to(v)) < 0:
         v = -v
     return TaylorCenter(theta=theta.detach(), loss=float(op.value), grad=op.gradient, sharpness=float(eig.values[0]),
-                        u=v, grad_sharpness=third_derivative(loss, theta, v), eig_products=eig.num_products)
+                        u=v, grad_sharpness=op.third_derivative(v), eig_products=eig.num_products)
 
 
 @dataclass

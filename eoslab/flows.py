@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ._validation import check_choice, check_int, check_positive, check_real, check_vector
-from .curvature import HessianOperator, hessian, hvp, third_derivative, top_eigenpairs
+from .curvature import HessianOperator, hessian, hvp, top_eigenpairs
 from .runs import Recorder
 
 __all__ = [
@@ -297,7 +297,7 @@ def _complementarity(M, q):
     raise RuntimeError("the central flow's complementarity problem has no solution")
 
 
-def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
+def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, operator=None):
     r"""The central flow's :math:`\sigma_i^2 \ge 0` along the tracked eigenvectors.
 
     With :math:`G = [\nabla\lambda_1, \dots, \nabla\lambda_k]` (each
@@ -324,6 +324,10 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
     exactly; it approximates theirs, and coincides with it when a single
     eigenvalue is at the edge.
 
+    ``operator``, a :class:`~eoslab.curvature.HessianOperator` built at
+    ``theta`` (for instance the one the eigenpairs came from), lends its
+    gradient graph to the third derivatives.
+
     Returns
     -------
     sigma2 : torch.Tensor, shape (k,)
@@ -332,15 +336,16 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
         The gradient at ``theta``.
     """
     k = eigenvectors.shape[1]
-    G = torch.stack([third_derivative(problem, theta, eigenvectors[:, i]) for i in range(k)], dim=1)
-    g = problem.value_and_grad(theta)[1]
+    op = HessianOperator(problem, theta) if operator is None else operator
+    G = torch.stack([op.third_derivative(eigenvectors[:, i]) for i in range(k)], dim=1)
+    g = op.gradient
     q = (G.T @ g + (2.0 / lr - eigenvalues) / (lr * tau)).detach().cpu().double().numpy()
     M = (0.5 * G.T @ G).detach().cpu().double().numpy()
     sigma2 = torch.as_tensor(_complementarity(M, q), dtype=theta.dtype, device=theta.device)
     return sigma2, G, g
 
 
-def central_flow(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
+def central_flow(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, operator=None):
     r"""The central flow in step units, :math:`-\eta\left(\nabla L + \tfrac12\sum_i\sigma_i^2\nabla\lambda_i\right)`.
 
     ``eigenvalues`` and ``eigenvectors`` (columns) are the tracked top
@@ -350,7 +355,7 @@ def central_flow(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0):
     :math:`\sigma^2 = 2\langle -\nabla L, \nabla S\rangle / \|\nabla S\|^2`:
     gradient flow projected onto :math:`\{S \le 2/\eta\}`.
     """
-    sigma2, G, g = edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, tau=tau)
+    sigma2, G, g = edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, tau=tau, operator=operator)
     return -lr * (g + 0.5 * (G @ sigma2))
 
 
@@ -389,23 +394,23 @@ class CentralFlow(Flow):
         self._observed = None
         return theta
 
-    def _eigs(self, problem, theta):
+    def _field(self, problem, theta):
+        """(eigenvalues, sigma2, velocity, loss) at ``theta``: one Hessian operator for the eigenpairs and ∇λ_i."""
+        op = HessianOperator(problem, theta)
         k = min(self.num_eigs, theta.numel())
-        eig = top_eigenpairs(problem, theta, k=k, tol=self.eig_tol, init=self._vectors)
+        eig = top_eigenpairs(problem, theta, k=k, tol=self.eig_tol, init=self._vectors, operator=op)
         self._vectors = eig.vectors
-        return eig.values, eig.vectors
+        sigma2, G, g = edge_covariance(problem, theta, self.lr, eig.values, eig.vectors, tau=self.tau, operator=op)
+        return eig.values, sigma2, -self.lr * (g + 0.5 * (G @ sigma2)), float(op.value)
 
     def velocity(self, problem, theta):
         if self._observed is not None and self._observed[0] is theta:  # computed by observe at this very point
             return self._observed[1]
-        values, vectors = self._eigs(problem, theta)
-        return central_flow(problem, theta, self.lr, values, vectors, tau=self.tau)
+        return self._field(problem, theta)[2]
 
     def observe(self, problem, state):
-        values, vectors = self._eigs(problem, state)
-        sigma2, G, g = edge_covariance(problem, state, self.lr, values, vectors, tau=self.tau)
-        self._observed = (state, -self.lr * (g + 0.5 * (G @ sigma2)))
-        loss = float(problem(state))
+        values, sigma2, velocity, loss = self._field(problem, state)
+        self._observed = (state, velocity)
         return {"sigma2": float(sigma2.sum()), "predicted_loss": loss + 0.5 * float(sigma2 @ values)}
 
     @property
