@@ -17,7 +17,7 @@ STAMP := $(VENV)/.installed
 TORCH_PIN ?= 2.13.0
 PINNED ?= .venv-pinned
 
-.PHONY: book student test test-pinned clean lab bench install notebooks
+.PHONY: book student test test-pinned clean lab bench install install-pinned notebooks
 
 install: $(STAMP)
 
@@ -47,6 +47,8 @@ $(PINNED)/.installed: pyproject.toml
 	$(PINNED)/bin/python -m pip install "torch==$(TORCH_PIN)"
 	$(PINNED)/bin/python -m pip install -e ".[test]"
 	touch $@
+
+install-pinned: $(PINNED)/.installed
 
 test-pinned: $(PINNED)/.installed
 	$(PINNED)/bin/python -m pytest -m "not book and not slow"
