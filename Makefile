@@ -36,8 +36,9 @@ book: $(STAMP)
 student: $(STAMP)
 	$(VENV_PYTHON) _ext/student_edition.py
 
+# --durations lists the slowest cells and tests, so a slow chapter shows in the log.
 test: $(STAMP)
-	$(VENV_PYTHON) -m pytest
+	$(VENV_PYTHON) -m pytest --durations=25
 
 # The chapters' stored outputs must hold with more than one torch: nbval over the chapters and the
 # fast unit tests, in a second environment with torch $(TORCH_PIN). The book build and the slow unit
@@ -51,7 +52,7 @@ $(PINNED)/.installed: pyproject.toml
 install-pinned: $(PINNED)/.installed
 
 test-pinned: $(PINNED)/.installed
-	$(PINNED)/bin/python -m pytest -m "not book and not slow"
+	$(PINNED)/bin/python -m pytest -m "not book and not slow" --durations=25
 
 clean:
 	rm -rf _build

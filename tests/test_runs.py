@@ -5,7 +5,7 @@ import torch
 
 from eoslab import History, run
 from eoslab.optim import GD, HeavyBall
-from eoslab.problems import chebyshev_regression, digits_classification, quadratic
+from eoslab.problems import chebyshev_regression, digits_classification, function_problem, quadratic
 
 
 def test_history_records_every_step_and_measures_on_schedule():
@@ -111,3 +111,15 @@ def test_digits_mlp_reaches_the_edge_of_stability():
     p = digits_classification()
     h = run(p, GD(0.2), steps=600, measure_every=50, progress=False)
     assert h.sharpness[0] < 5 and abs(h.sharpness[-1] / 10 - 1) < 0.1
+
+
+def test_a_non_finite_gradient_stops_the_run_even_where_the_loss_is_finite():
+    # the norm |theta| is finite everywhere; at the origin its gradient theta / |theta| is 0/0 = nan
+    f = function_problem(lambda th: torch.sqrt((th ** 2).sum()), torch.tensor([0.0, 0.0]), dtype="float64")
+    _, grad = f.value_and_grad(f.theta0)
+    assert not torch.isfinite(grad).all() and torch.isfinite(f(f.theta0))
+    h = run(f, GD(0.1), steps=10, num_eigs=0, progress=False)
+    assert h.diverged_at == 0 and len(h.loss) == 0
+    # the same norm one step away is finite: the run goes on
+    g = function_problem(lambda th: torch.sqrt((th ** 2).sum()), torch.tensor([3.0, 4.0]), dtype="float64")
+    assert run(g, GD(0.1), steps=10, num_eigs=0, progress=False).diverged_at is None
