@@ -188,38 +188,6 @@ def test_stored_phase_data_is_complete():
         assert len(r["trace"]["step"]) == 11 or r["diverged_at"] is not None
 
 
-# --- the chapter's claims, on the chapter's problem (slow: about a minute in all) -------------------------------
-
-@pytest.fixture(scope="module")
-def problem():
-    return digits_eoss()
-
-
-@pytest.mark.slow
-def test_sgd_batch_sharpness_settles_at_two_over_eta_while_lambda_max_stays_below(problem):
-    r = eoss_run(problem, 0.2, 16, steps=12_000, measurements=12, progress=False)
-    p = r.plateau()
-    assert p.batch_sharpness / r.levels.plain == pytest.approx(1.0, abs=0.15)
-    window = r.step >= r.step[-1] / 2
-    assert np.all(r.lambda_max[window] < r.levels.plain)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_momentum_small_batch_settles_at_two_one_minus_beta_over_eta(problem, seed):
-    r = eoss_run(problem, 0.02, 8, beta=0.9, steps=12_000, seed=seed, progress=False)
-    assert r.plateau().batch_sharpness / r.levels.small == pytest.approx(1.0, abs=0.15)
-    assert r.plateau().lambda_max < r.levels.small
-    if seed == 0:
-        # the stored phase point of this setting (seed 0), rerun: the trajectory is chaotic, so only the plateau
-        # reproduces; its single measurements scatter by about 10 %, and 10 % bounds their mean
-        stored = next(row for row in json.loads(PHASE.read_text())["rows"]
-                      if row["beta"] == 0.9 and row["lr"] == 0.02 and row["batch_size"] == 8)
-        assert r.plateau().batch_sharpness == pytest.approx(stored["batch_sharpness"], rel=0.1)
-
-
-@pytest.mark.slow
-def test_momentum_full_batch_settles_at_two_one_plus_beta_over_eta(problem):
-    r = eoss_run(problem, 0.2, None, beta=0.9, steps=6000, progress=False)
-    assert r.plateau().batch_sharpness / r.levels.large == pytest.approx(1.0, abs=0.15)
-    assert r.plateau().lambda_max / r.levels.large == pytest.approx(1.0, abs=0.15)
+# The chapter's claims on the chapter's problem (the SGD plateau at 2/eta, momentum's plateaus at batch 8 and on
+# the full batch, and the stored phase point of beta = 0.9, eta = 0.02, batch 8 within 10 %) are asserted by the
+# hidden claim cells of chapters/07_momentum_eoss.ipynb, which nbval runs with every torch the suite is checked on.
