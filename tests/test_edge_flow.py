@@ -278,24 +278,5 @@ def test_oscillation_cap_holds_the_oscillation_on_a_quadratic_beyond_the_edge():
         OscillationCap(0.5, cap=0.0)
 
 
-@pytest.mark.slow
-def test_edge_flow_tracks_gd_on_digits_more_closely_than_the_central_flow_and_gradient_flow():
-    from eoslab.analysis import tracking_error
-    from eoslab.self_stabilization import find_edge
-
-    digits = eoslab.problems.digits_classification(n=300, widths=(32, 32))
-    lr = 0.3
-    crossing = find_edge(digits, lr, max_steps=5000, progress=False)
-    start = eoslab.run(digits, GD(lr), crossing.step - 20, num_eigs=0, progress=False).theta.double()
-    models = {"GD": GD(lr), "GF": GradientFlow(lr), "CF": CentralFlow(lr, num_eigs=2, eig_tol=1e-4),
-              "EF": EdgeFlow(lr)}
-    runs = compare(digits.to(dtype="float64"), models, steps=400, theta0=start, num_eigs=1, measure_every=2)
-    horizons = [25, 50, 100, 200, 300, 398]
-    errors = {k: tracking_error(runs[k], runs["GD"], horizons) for k in ("GF", "CF", "EF")}
-    # measured: Edge Flow 3e-6 before the first blow-up (step ~220) and 2e-4 after; the flows 1e-4 to 1e-1
-    assert (errors["EF"] <= errors["CF"]).all() and (errors["EF"] < errors["GF"]).all()
-    assert (errors["EF"][3:] < 0.1 * errors["CF"][3:]).all()
-    # the onset: GD's sharpness overshoots 2/η by several per cent and Edge Flow's follows it; the central flow's cannot
-    S_gd, S_ef, S_cf = (runs[k].sharpness for k in ("GD", "EF", "CF"))
-    assert S_gd.max() > 1.05 * 2 / lr and abs(S_ef.max() - S_gd.max()) < 0.01
-    assert S_cf.max() < 2 / lr + 0.01
+# Edge Flow against the central flow and gradient flow on the digits network (the ranking before and after the
+# first blow-up, the overshoot that only Edge Flow follows) is asserted by chapter 5's claim cell and exact outputs.
