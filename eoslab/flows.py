@@ -356,6 +356,11 @@ def central_flow(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, oper
     gradient flow projected onto :math:`\{S \le 2/\eta\}`.
     """
     sigma2, G, g = edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, tau=tau, operator=operator)
+    return _central_velocity(lr, g, G, sigma2)
+
+
+def _central_velocity(lr, g, G, sigma2):
+    """The central flow's field from the gradient, the ∇λ_i (columns of G) and the σ_i²."""
     return -lr * (g + 0.5 * (G @ sigma2))
 
 
@@ -401,7 +406,7 @@ class CentralFlow(Flow):
         eig = top_eigenpairs(problem, theta, k=k, tol=self.eig_tol, init=self._vectors, operator=op)
         self._vectors = eig.vectors
         sigma2, G, g = edge_covariance(problem, theta, self.lr, eig.values, eig.vectors, tau=self.tau, operator=op)
-        return eig.values, sigma2, -self.lr * (g + 0.5 * (G @ sigma2)), float(op.value)
+        return eig.values, sigma2, _central_velocity(self.lr, g, G, sigma2), float(op.value)
 
     def velocity(self, problem, theta):
         if self._observed is not None and self._observed[0] is theta:  # computed by observe at this very point
