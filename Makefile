@@ -64,8 +64,9 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(VENV_PYTHON) benchmarks/bench_curvature.py
 
-# Re-execute every chapter notebook in place, storing fresh outputs for nbval
-# (cell timing metadata is dropped so that re-runs give clean diffs).
+# Re-execute every chapter notebook in place, storing fresh outputs for nbval and the web pages, with the
+# live panels' precomputed twins (EOSLAB_STATIC_PANELS). Cell timing metadata is dropped, so that re-runs give
+# clean diffs, and so is the widget state: the pages show the twins, and a notebook's widgets live in its kernel.
 notebooks: $(STAMP)
-	for nb in chapters/*.ipynb; do $(VENV)/bin/jupyter-execute --inplace "$$nb" || exit 1; done
-	$(VENV_PYTHON) -c "import glob, nbformat; [nbformat.write(nb, p) for p in glob.glob('chapters/*.ipynb') for nb in [nbformat.read(p, 4)] if [c.metadata.pop('execution', None) for c in nb.cells] is not None]"
+	for nb in chapters/*.ipynb; do EOSLAB_STATIC_PANELS=1 $(VENV)/bin/jupyter-execute --inplace "$$nb" || exit 1; done
+	$(VENV_PYTHON) _ext/store_outputs.py chapters/*.ipynb

@@ -78,6 +78,7 @@ def student_source(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for name in BOOK_FILES:
         shutil.copy(ROOT / name, out / name)
+    shutil.copytree(ROOT / "_static", out / "_static", dirs_exist_ok=True)  # the site's style sheet
     if (out / "chapters").exists():
         shutil.rmtree(out / "chapters")
     write_notebooks(out / "chapters")

@@ -1,17 +1,88 @@
-"""The book's standard figures, drawn the same way in every chapter."""
+"""The book's standard figures, drawn the same way in every chapter, and the book's figure style."""
 from __future__ import annotations
+
+import io
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from cycler import cycler
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
-__all__ = ["COLORS", "STAGE_COLORS", "plot_contour_paths", "plot_eoss", "plot_eoss_phase", "plot_history", "plot_lockstep",
-           "plot_two_variable"]
+__all__ = ["COLORS", "PAGE_WIDTH", "STAGE_COLORS", "STYLE", "figure_png", "plot_contour_paths", "plot_eoss",
+           "plot_eoss_phase", "plot_history", "plot_lockstep", "plot_two_variable", "smallest_font",
+           "use_book_style"]
 
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+#: Okabe and Ito's palette ("Color Universal Design", 2008), told apart with the common colour-vision
+#: deficiencies; the order in which runs are drawn (yellow, too pale on white, is left out).
+COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+
+#: Width in inches of a figure that fills the book's figure column (at 100 dpi) without being scaled down.
+PAGE_WIDTH = 7.5
+
+#: The book's matplotlib settings (:func:`use_book_style`): at 100 dpi and at most :data:`PAGE_WIDTH` wide,
+#: a figure shows its smallest text (10 pt, 13.9 px) at least as large as the page's code (13.6 px).
+STYLE = {
+    "axes.prop_cycle": cycler(color=COLORS),
+    "figure.figsize": (PAGE_WIDTH, 3.4),
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 12,
+    "lines.linewidth": 1.6,
+}
 
 #: Background colours of the four stages of self-stabilization (see :mod:`eoslab.self_stabilization`).
 STAGE_COLORS = {1: "#dce8f7", 2: "#fbe0cc", 3: "#d9efd5", 4: "#eadcf2"}
+
+
+def smallest_font(fig):
+    """The size in points of the smallest visible text in a figure (tick labels, legends, titles...)."""
+    fig.canvas.draw()  # tick labels exist once drawn
+
+    def shown(t):
+        return t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if shown(t)]
+    return min(sizes) if sizes else float("inf")
+
+
+def figure_png(fig, *, dpi=None):
+    """A figure as PNG bytes, cropped to its content, recording its smallest text size and its resolution.
+
+    The PNG's text fields ``eoslab:smallest-font-pt`` and ``eoslab:dpi`` let a
+    page check how large the figure's text appears where it is shown (the
+    book's browser test does).
+    """
+    if dpi is None:
+        dpi = plt.rcParams["savefig.dpi"]
+        dpi = fig.dpi if dpi == "figure" else dpi
+    smallest = smallest_font(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
+                metadata={"Software": None, "eoslab:smallest-font-pt": f"{smallest:g}", "eoslab:dpi": f"{float(dpi):g}"})
+    return buffer.getvalue()
+
+
+def use_book_style():
+    """Draw with the book's style: :data:`STYLE`, and (in IPython) figures shown through :func:`figure_png`.
+
+    Every chapter calls it once, after importing pyplot.
+    """
+    plt.rcParams.update(STYLE)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
 
 
 def _as_list(histories):
@@ -25,18 +96,18 @@ def _as_list(histories):
 def _pair(axes):
     """The standard side-by-side pair of axes: ``axes`` if given, else a new figure's."""
     if axes is None:
-        return plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+        return plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.4), constrained_layout=True)
     return axes[0].figure, axes
 
 
-def _finish_pair(fig, ax_loss, ax_right, right_label, *, title=None, loss_label="training loss", legend_size=8):
+def _finish_pair(fig, ax_loss, ax_right, right_label, *, title=None, loss_label="training loss"):
     """Axis labels and legends shared by the loss-plus-curvature figures."""
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel(loss_label)
     ax_right.set_xlabel("step")
     ax_right.set_ylabel(right_label)
-    ax_loss.legend(fontsize=8)
-    ax_right.legend(fontsize=legend_size)
+    ax_loss.legend()
+    ax_right.legend()
     if title:
         fig.suptitle(title)
     return fig
@@ -135,7 +206,7 @@ def plot_contour_paths(loss, paths, *, xlim, ylim, ax=None, levels=20, labels=No
     ax.set_xlabel("$\\theta_1$")
     ax.set_ylabel("$\\theta_2$")
     if any(labels):
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(loc="upper right")
     return ax
 
 
@@ -172,9 +243,9 @@ def plot_two_variable(traj, *, axes=None, title=None):
     ax_y.plot(steps, traj.y, color="k", lw=1)
     ax_y.axhline(0.0, color=COLORS[3], ls="--", lw=1.2)
     ax_y.set(xlabel="step $t$", ylabel=r"$y_t = S_t - 2/\eta$")
-    ax_x.legend(handles=[*handles, *ax_x.get_legend_handles_labels()[0]], fontsize=7, loc="lower right")
+    ax_x.legend(handles=[*handles, *ax_x.get_legend_handles_labels()[0]], loc="lower right")
     if traj.diverged_at is not None:
-        ax_x.set_title(f"diverged at step {traj.diverged_at}", color="#b00", fontsize=10)
+        ax_x.set_title(f"diverged at step {traj.diverged_at}", color="#b00")
     if title:
         fig.suptitle(title)
     return fig
@@ -191,7 +262,7 @@ def plot_lockstep(lock, *, axes=None, title=None, stop=None):
     Returns the figure.
     """
     if axes is None:
-        fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+        fig, axes = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 5.6), constrained_layout=True)
         axes = axes.ravel()
     else:
         fig = axes[0].figure
@@ -223,7 +294,7 @@ def plot_lockstep(lock, *, axes=None, title=None, stop=None):
                       label=r"$\|\theta_t - \theta^{\mathrm{GF}}_t\|$")
     ax_d.set(xlabel="step after the edge", ylabel="distance from GD", title="(d) where GD is")
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend()
     if lock.diverged_at is not None:
         ax_x.set_title(f"diverged at step {lock.diverged_at}", color="#b00")
     if title:
@@ -272,8 +343,7 @@ def plot_eoss(runs, *, axes=None, title=None):
     ax_bs.plot([], [], "k:", lw=1.2, label="$2/\\eta$, or $2(1-\\beta)/\\eta$ with momentum")
     if any(r.beta > 0 for r in runs):
         ax_bs.plot([], [], "k-.", lw=1.0, label="$2(1+\\beta)/\\eta$")
-    return _finish_pair(fig, ax_loss, ax_bs, "curvature", title=title, loss_label="full-batch training loss",
-                        legend_size=7)
+    return _finish_pair(fig, ax_loss, ax_bs, "curvature", title=title, loss_label="full-batch training loss")
 
 
 def plot_eoss_phase(rows, *, ax=None, title=None):
@@ -326,7 +396,7 @@ def plot_eoss_phase(rows, *, ax=None, title=None):
     ax.plot([], [], "k-.", lw=1.0, label="predicted $1+\\beta$ (large batch)")
     ax.plot([], [], "kx", ms=8, mew=2, label="diverged")
     ax.plot([], [], "o", ms=9, mfc="white", mec="k", mew=1.5, label="did not train")
-    ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    ax.legend(ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     if title:
         ax.set_title(title)
     return fig

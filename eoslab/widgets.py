@@ -10,23 +10,30 @@ the error message; neither shows a traceback.
 ahead of time and draws every figure. Its output is plain HTML with a few
 lines of JavaScript that swap the pictures, so its sliders also work on the
 published web site, where there is no kernel.
+
+One experiment has one set of controls in each place: a live panel given a
+``grid`` carries its precomputed twin as the HTML form of its output. A
+notebook front end (JupyterLab, Binder, Colab) shows the live panel; the
+book's web pages, which leave live widgets out (``_config.yml``), show the
+twin. The twin is computed when ``$EOSLAB_STATIC_PANELS`` is set (the book's
+builds set it), so a live session does not pay for it.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import html
-import io
 import itertools
 import json
 import math
+import os
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-from .plotting import plot_history
+from .plotting import figure_png, plot_history
 
-__all__ = ["StaticPanel", "slider", "slider_panel", "static_panel"]
+__all__ = ["SliderPanel", "StaticPanel", "slider", "slider_panel", "static_panel"]
 
 
 def slider(value, low, high, step, description=None, *, readout_format=None):
@@ -71,7 +78,7 @@ def _status(result):
     return "; ".join(f"{label} diverged at step {k}" for label, k in _diverged_steps(result))
 
 
-def slider_panel(experiment, *, plot=None, **sliders):
+def slider_panel(experiment, *, plot=None, grid=None, static=None, **sliders):
     """A panel of sliders that re-runs ``experiment`` and redraws its figure.
 
     Parameters
@@ -83,14 +90,23 @@ def slider_panel(experiment, *, plot=None, **sliders):
     plot : callable, optional
         ``plot(result, values)`` draws a figure (default:
         :func:`~eoslab.plotting.plot_history` of the result).
+    grid : dict, optional
+        ``{name: [values...]}`` for every slider: the grid of the panel's
+        precomputed twin (:func:`static_panel`), which web pages show in its
+        place. It starts where the sliders start, or, for a slider whose
+        value is not on its grid, at the grid's middle.
+    static : bool, optional
+        Compute the twin now. Default: when ``$EOSLAB_STATIC_PANELS`` is set
+        to anything but ``0`` (the book's builds set it); a live session
+        skips the work.
     **sliders :
         ``name=(value, min, max, step)`` tuples or ready-made widgets; the
         names are the keyword arguments of ``experiment``.
 
     Returns
     -------
-    ipywidgets.VBox
-        Display it (it is the cell's value) to use it.
+    SliderPanel
+        An ``ipywidgets.VBox``: display it (it is the cell's value) to use it.
 
     Examples
     --------
@@ -130,10 +146,47 @@ def slider_panel(experiment, *, plot=None, **sliders):
             draw(result, values)
             plt.show()
 
+    if grid is not None:
+        if not isinstance(grid, dict) or sorted(grid) != sorted(controls):
+            raise ValueError(f"grid must be a dict with one list of values per slider ({sorted(controls)}), "
+                             f"got {grid!r}")
+    if static is None:
+        static = os.environ.get("EOSLAB_STATIC_PANELS", "0") not in ("", "0")
+    twin = None
+    if grid is not None and static:
+        start = {n: c.value for n, c in controls.items() if c.value in list(grid[n])}
+        twin = static_panel(experiment, plot=plot, labels={n: c.description or n for n, c in controls.items()},
+                            initial=start, **grid)
     for control in controls.values():
         control.observe(refresh, names="value")
     refresh()
-    return widgets.VBox([*controls.values(), status, output])
+    return SliderPanel([*controls.values(), status, output], twin=twin)
+
+
+#: What a web page shows for a live panel without a precomputed twin.
+LIVE_ONLY = ('<div class="eoslab-live-only" style="font-size:85%;color:#555;border-left:3px solid #ccc;'
+             'padding-left:8px">A live panel: open this chapter as a notebook (the rocket button at the top of '
+             'the page: Binder or Colab) to move its sliders.</div>')
+
+
+class SliderPanel(widgets.VBox):
+    """A live panel (:func:`slider_panel`) with its precomputed twin, if any, as the HTML form of its output.
+
+    Notebook front ends render the live widget; a page that does not render
+    widgets (the book's web site) renders :attr:`twin`, or a line saying the
+    panel needs a kernel.
+    """
+
+    def __init__(self, children, *, twin=None):
+        super().__init__(children)
+        self.twin = twin
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle["text/html"] = self.twin._repr_html_() if self.twin is not None else LIVE_ONLY
+        return bundle
+
+
 
 
 
@@ -199,8 +252,8 @@ class StaticPanel:
   inputs.forEach(function (i) {{ i.addEventListener("input", show); }});
 }})();"""
         return (f'<div class="eoslab-static-panel" id="{uid}">'
-                f'<div style="font-size:85%;color:#555">Precomputed on a grid: these sliders work without a '
-                f'kernel.</div>{"".join(rows)}'
+                f'<div style="font-size:85%;color:#555">Precomputed on a grid: these sliders work in this page. '
+                f'For other values, open the chapter live (the rocket button at the top of the page).</div>{"".join(rows)}'
                 f'<div class="eoslab-status" style="color:#b00;font-weight:bold">{html.escape(first["status"])}</div>'
                 f'{image}<script type="application/json" class="eoslab-frames">{safe}</script>'
                 f'<script>{script}</script></div>')
@@ -209,7 +262,7 @@ class StaticPanel:
         return f"<StaticPanel {' x '.join(f'{n} ({len(v)})' for n, v in zip(self.names, self.values))}: {len(self.frames)} frames>"
 
 
-def static_panel(experiment, *, plot=None, labels=None, initial=None, dpi=60, **grids):
+def static_panel(experiment, *, plot=None, labels=None, initial=None, dpi=100, **grids):
     """A slider figure precomputed on a grid, whose sliders work without a kernel.
 
     Runs ``experiment`` at every combination of the grid values, draws each
@@ -281,9 +334,8 @@ def static_panel(experiment, *, plot=None, labels=None, initial=None, dpi=60, **
             with plt.rc_context({"figure.dpi": dpi}):
                 draw(result, setting)
                 fig = plt.gcf()
-                buffer = io.BytesIO()
-                fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+                data = figure_png(fig, dpi=dpi)
                 plt.close(fig)
-            png = base64.b64encode(buffer.getvalue()).decode()
+            png = base64.b64encode(data).decode()
         frames[_key(combo)] = {"png": png, "status": status}
     return StaticPanel(names, [labels.get(n, n) for n in names], values, frames, start)

@@ -48,6 +48,9 @@ def find_jupyter_book() -> str | None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """Build the book once (execution off): (html folder, exit code, command, last lines of output)."""
+    built = os.environ.get("EOSLAB_BUILT_SITE")  # check a site built elsewhere (its html folder), e.g. an older one
+    if built:
+        return Path(built), 0, f"(the site in {built})", ""
     jupyter_book = find_jupyter_book()
     if jupyter_book is None:
         pytest.skip("jupyter-book is not installed (pip install -e '.[book]')")
@@ -70,6 +73,7 @@ def test_book_builds_without_warnings(site):
 
 CHAPTERS = [page for page in EXPECTED_PAGES if page.startswith("chapters/0") and page != "chapters/00_introduction.html"]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
+WIDTH = 1200  # the window width of every browser check (a laptop browser: both sidebars are open)
 PAGE_LIMIT = 5_000_000  # bytes of HTML per page (the shared _vendor scripts are fetched once for the site)
 # Messages from the theme's own scripts, on every page of any Jupyter Book 1 site, that change nothing a
 # reader sees: sphinx-thebe's script runs twice (Thebe is not used here: the launch buttons go to
@@ -105,7 +109,7 @@ def browser(site):
 
 def open_page(browser, path):
     """Open a built page; return it with the JavaScript errors it raised."""
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page = browser.new_page(viewport={"width": WIDTH, "height": 900})
     errors = []
     page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
     page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
@@ -115,6 +119,106 @@ def open_page(browser, path):
     page.evaluate("() => window.MathJax && MathJax.startup.promise")
     page.wait_for_timeout(300)  # widget views render asynchronously after load
     return page, errors
+
+
+# What a reader needs from every page, checked in the browser (each check collects every problem it finds):
+# - every slider changes a figure (a live widget's slider cannot, without a kernel: it must not be shown);
+# - no tooling text (checker directives, linter pragmas) in what the page shows;
+# - figure text at least as large as the smallest text of the page around it, at the displayed size;
+# - no code box that scrolls sideways;
+# - one search box in the header area.
+TOOLING = re.compile(r"nbval|noqa|type:\s*ignore|pragma|doctest:", re.IGNORECASE)
+
+
+def _figure_fonts(src):
+    """(smallest text size in points, dots per inch) that a book figure records in its PNG, or None."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    if not src or not src.startswith("data:image/png;base64,"):
+        return None
+    image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+    text = getattr(image, "text", {}) or {}
+    if "eoslab:smallest-font-pt" not in text or "eoslab:dpi" not in text:
+        return None
+    return float(text["eoslab:smallest-font-pt"]), float(text["eoslab:dpi"])
+
+
+def figure_text_problems(page, name):
+    """Figures whose smallest text, at the size the page shows it, is below the page's smallest body text."""
+    body = page.evaluate("""() => Math.min(...[...document.querySelectorAll(
+        'article p, article li, article .cell_input pre, article .cell_output pre')]
+        .filter(e => e.offsetParent && e.textContent.trim()).map(e => parseFloat(getComputedStyle(e).fontSize)))""")
+    images = page.evaluate("""() => [...document.querySelectorAll('article img')]
+        .filter(i => i.offsetParent && i.naturalWidth)
+        .map(i => [i.getAttribute('src'), i.naturalWidth, i.getBoundingClientRect().width])""")
+    problems = []
+    for k, (src, natural, shown) in enumerate(images):
+        fonts = _figure_fonts(src)
+        if fonts is None:
+            problems.append(f"figure {k}: no record of its text size (not drawn through eoslab.plotting's book style)")
+            continue
+        points, dpi = fonts
+        pixels = points * dpi / 72 * shown / natural
+        if pixels < body - 0.25:
+            problems.append(f"figure {k}: smallest text {pixels:.1f} px as shown ({points:g} pt at {dpi:g} dpi, "
+                            f"{natural} px drawn at {shown:.0f} px), body text down to {body:g} px")
+    return problems
+
+
+def slider_problems(page, name):
+    """Sliders that do not change a figure: the kernel-free ones and, if shown, live widgets' ones."""
+    problems = []
+    panels = page.locator(".eoslab-static-panel")
+    for k in range(panels.count()):
+        panel = panels.nth(k)
+        sliders = panel.locator("input[type=range]")
+        for j in range(sliders.count()):
+            before = (panel.locator("img").get_attribute("src"), panel.locator(".eoslab-status").inner_text())
+            slider = sliders.nth(j)
+            value, top = int(slider.get_attribute("value")), int(slider.get_attribute("max"))
+            slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }",
+                            str(0 if value > 0 else top))
+            after = (panel.locator("img").get_attribute("src"), panel.locator(".eoslab-status").inner_text())
+            if after == before:
+                problems.append(f"slider {j} of precomputed panel {k} does not change its figure")
+    stray = page.evaluate("() => [...document.querySelectorAll('input[type=range]')]"
+                          ".filter(e => e.offsetParent && !e.closest('.eoslab-static-panel')).length")
+    if stray:
+        problems.append(f"{stray} range inputs outside a precomputed panel")
+    widgets = page.locator(".widget-slider, .widget-hslider")
+    for k in range(widgets.count()):
+        box = widgets.nth(k).locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
+        if not box.count() or not widgets.nth(k).is_visible():
+            continue
+        pictures = lambda: box.evaluate("b => [...b.querySelectorAll('img')].map(i => i.src).join()")
+        before = pictures()
+        handle = widgets.nth(k).locator(".noUi-handle")
+        if handle.count():
+            handle.first.focus()
+            page.keyboard.press("ArrowRight")
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(200)
+        if pictures() == before:
+            problems.append(f"live widget slider {k} moves, but no figure changes (no kernel on a web page)")
+    return problems
+
+
+def code_box_problems(page, name):
+    """Code and output boxes that need sideways scrolling."""
+    wide = page.evaluate("""() => [...document.querySelectorAll('article .cell_input pre, article .cell_output pre')]
+        .filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1)
+        .map(e => (e.closest('.cell_output') ? 'output' : 'code') + ' box ' + e.scrollWidth + ' px in ' + e.clientWidth
+                  + ' px: ' + e.textContent.split('\\n').reduce((a, b) => b.length > a.length ? b : a, '').slice(0, 70))""")
+    return wide
+
+
+def search_box_problems(page, name):
+    shown = page.evaluate("""() => [...document.querySelectorAll('.search-button-field, .bd-search')]
+        .filter(e => { const r = e.getBoundingClientRect(); return e.offsetParent && r.width > 0 && r.height > 0; }).length""")
+    return [] if shown == 1 else [f"{shown} search boxes shown at {WIDTH} px"]
 
 
 @pytest.mark.book
@@ -127,27 +231,30 @@ def test_page_works_in_a_browser(site, browser, name):
     page, errors = open_page(browser, path)
     try:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / name.replace("chapters/", "").replace(".html", ".png")), full_page=False)
+        stem = name.replace("chapters/", "").replace(".html", "")
+        page.screenshot(path=str(SCREENSHOTS / f"{stem}.png"), full_page=False)
         errors = [e for e in errors if not any(h in e for h in HARMLESS)]
         assert not errors, f"{name}: {errors[:5]}"
         text = page.inner_text("main")
         assert "\\(" not in text and "$$" not in text, f"{name}: raw LaTeX left untypeset"
+        problems = {
+            "tooling text": sorted(set(m.group(0) for m in TOOLING.finditer(text))),
+            "figure text too small": figure_text_problems(page, name),
+            "code boxes scroll sideways": code_box_problems(page, name),
+            "search boxes": search_box_problems(page, name),
+        }
         if name in CHAPTERS:
             assert page.locator("mjx-container").count() > 0, f"{name}: no typeset maths"
             panels = page.locator(".eoslab-static-panel")
             assert panels.count() >= 1, f"{name}: no kernel-free slider"
-            for k in range(panels.count()):
-                panel = panels.nth(k)
-                sliders = panel.locator("input[type=range]")
-                for j in range(sliders.count()):
-                    before = (panel.locator("img").get_attribute("src"), panel.locator(".eoslab-status").inner_text())
-                    slider = sliders.nth(j)
-                    value, top = int(slider.get_attribute("value")), int(slider.get_attribute("max"))
-                    slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }",
-                                    str(0 if value > 0 else top))
-                    after = (panel.locator("img").get_attribute("src"), panel.locator(".eoslab-status").inner_text())
-                    assert after != before, f"{name}: slider {j} of static panel {k} did not change the figure"
-            assert page.locator(".widget-slider, .widget-hslider").count() >= 1, f"{name}: widget panel not rendered"
+            (SCREENSHOTS / "panels").mkdir(exist_ok=True)
+            panels.first.scroll_into_view_if_needed()
+            panels.first.screenshot(path=str(SCREENSHOTS / "panels" / f"{stem}.png"))
+            problems["sliders that change nothing"] = slider_problems(page, name)
+        problems = {k: v for k, v in problems.items() if v}
+        report = "\n".join(f"  {k} ({len(v)}): " + "; ".join(v[:4]) + (" ..." if len(v) > 4 else "")
+                           for k, v in problems.items())
+        assert not problems, f"{name}:\n{report}"
     finally:
         page.close()
 

@@ -85,3 +85,69 @@ def test_plot_lockstep_draws_four_panels():
     assert len(fig.axes) == 4
     assert len(fig.axes[1].lines[0].get_xdata()) == 4
     plt.close(fig)
+
+
+def _png_text(data):
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    return image.text, image.size
+
+
+def test_figure_png_records_the_smallest_text_and_the_resolution():
+    from eoslab.plotting import figure_png
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.tick_params(labelsize=9)
+    ax.legend(fontsize=7.5)
+    ax.set_title("title", fontsize=14)
+    text, size = _png_text(figure_png(fig, dpi=50))
+    assert text["eoslab:smallest-font-pt"] == "7.5" and text["eoslab:dpi"] == "50"
+    assert size[0] <= 4 * 50 + 1  # cropped to the content, never enlarged
+    ax.get_legend().remove()
+    text, _ = _png_text(figure_png(fig, dpi=50))
+    assert text["eoslab:smallest-font-pt"] == "9"  # a removed legend does not count
+    plt.close(fig)
+
+
+def test_book_style_figures_fit_the_page_with_text_at_least_10_points():
+    from eoslab.plotting import PAGE_WIDTH, STYLE, smallest_font, use_book_style
+
+    with plt.rc_context():
+        use_book_style()
+        fig = plot_history([_quadratic_run(0.5), _quadratic_run(2.5)], title="a title")
+        assert fig.get_figwidth() <= PAGE_WIDTH
+        assert smallest_font(fig) == min(STYLE["xtick.labelsize"], STYLE["legend.fontsize"]) >= 10
+        plt.close(fig)
+
+
+def test_a_live_panel_carries_its_precomputed_twin_for_web_pages():
+    grid = {"lr": [0.5, 1.0, 2.5]}
+    panel = slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid=grid, static=True)
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # notebooks render the live panel
+    assert 'class="eoslab-static-panel"' in bundle["text/html"]  # pages render the twin
+    assert panel.twin.initial == (1,) and panel.twin.frame(lr=2.5)["status"].endswith("diverged at step 18")
+    live_only = slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid=grid, static=False)
+    assert live_only.twin is None
+    assert "open this chapter as a notebook" in live_only._repr_mimebundle_()["text/html"]
+    with pytest.raises(ValueError, match="one list of values per slider"):
+        slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid={"eta": [1.0]})
+
+
+def test_the_twin_is_computed_only_where_the_book_asks_for_it(monkeypatch):
+    calls = []
+
+    def experiment(lr):
+        calls.append(lr)
+        return _quadratic_run(lr, 5)
+
+    monkeypatch.delenv("EOSLAB_STATIC_PANELS", raising=False)
+    assert slider_panel(experiment, lr=(1.0, 0.1, 3.0, 0.1), grid={"lr": [0.5, 1.0]}).twin is None
+    assert calls == [1.0]  # the live panel's own first run only
+    monkeypatch.setenv("EOSLAB_STATIC_PANELS", "1")
+    assert slider_panel(experiment, lr=(1.0, 0.1, 3.0, 0.1), grid={"lr": [0.5, 1.0]}).twin is not None
+    assert sorted(calls[1:]) == [0.5, 1.0, 1.0]
