@@ -108,3 +108,26 @@ def test_solutions_are_gated_blocks_of_executed_cells(path):
     assert not inside, "the last solution block is not closed"
     exercises = sum(c.source.count("{exercise}") for c in cells(path) if c.cell_type == "markdown")
     assert blocks == exercises and code >= blocks, f"{blocks} gated solutions with {code} code cells for {exercises} exercises"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_code_fits_the_code_box(path):
+    """Code lines of at most 88 characters: the page's code boxes show 88 without scrolling sideways."""
+    long = [(k, line) for k, cell in enumerate(cells(path)) if cell.cell_type == "code"
+            for line in cell.source.splitlines() if len(line) > 88]
+    assert not long, f"{len(long)} code lines over 88 characters, e.g. cell {long[0][0]}: {long[0][1]!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_live_panels_carry_what_the_web_page_shows(path):
+    """Each live panel's stored output has an HTML form for the page (its precomputed twin, or a line saying
+    it needs a kernel), and the notebook stores no widget state for the page to render as dead sliders."""
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata, "stored widget state (run _ext/store_outputs.py)"
+    panels = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert panels, "no live panel"
+    for o in panels:
+        page = o.data.get("text/html", "")
+        assert "eoslab-static-panel" in page or "eoslab-live-only" in page, page[:200]
+    assert any("eoslab-static-panel" in o.data["text/html"] for o in panels), "no precomputed twin"
