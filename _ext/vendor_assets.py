@@ -1,11 +1,13 @@
-"""Serve MathJax, require.js and the Jupyter widgets HTML manager from the book itself, not from a CDN.
+"""Serve MathJax from the book itself, not from a CDN.
 
-The packages are fetched once from the npm registry (checked against the
+The package is fetched once from the npm registry (checked against the
 registry's integrity hash) into a cache, ``_build/.vendor-cache`` or
 ``$EOSLAB_VENDOR_CACHE``, and copied into ``<html>/_vendor/`` when the site
-is built. ``_config.yml`` points Sphinx (``mathjax_path``) and myst-nb
-(``nb_ipywidgets_js``) at those copies. The folder is not ``_static``: Jupyter
-Book would load every ``.js`` file there on every page.
+is built. ``_config.yml`` points Sphinx (``mathjax_path``) at that copy. The
+folder is not ``_static``: Jupyter Book would load every ``.js`` file there on
+every page. (The pages render no live widgets, so they need neither require.js
+nor the Jupyter widget manager: see ``nb_mime_priority_overrides`` in
+``_config.yml``.)
 
 Fill the cache ahead of an offline build with ``python _ext/vendor_assets.py``.
 """
@@ -25,14 +27,7 @@ REGISTRY = "https://registry.npmjs.org"
 #: folder under _vendor -> (npm package, version, paths inside the package to keep)
 PACKAGES = {
     "mathjax": ("mathjax", "3.2.2", ("es5/",)),
-    "requirejs": ("requirejs", "2.3.7", ("require.js",)),
-    # laid out as on a CDN: the manager finds its fonts and modules under data-jupyter-widgets-cdn
-    "npm/@jupyter-widgets/html-manager": ("@jupyter-widgets/html-manager", "1.0.6", ("dist/",)),
 }
-
-
-#: ours, not fetched: lets the widget manager's MathJax 2 call run on MathJax 3
-SHIM = Path(__file__).with_name("static") / "mathjax2-hub.js"
 
 
 def cache_dir(root: Path) -> Path:
@@ -75,19 +70,9 @@ def _copy_into_site(app, exception):
         return
     source = ensure(Path(app.srcdir))
     out = Path(app.outdir)
-    shutil.copytree(source, out / "_vendor", dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
-    shutil.copy2(SHIM, out / "_vendor" / SHIM.name)
-    # The widget manager's stylesheet asks for its icon fonts at "@jupyter-widgets/html-manager/dist/<font>",
-    # relative to the page: put a copy next to every folder of pages.
-    dist = source / "npm" / "@jupyter-widgets" / "html-manager" / "dist"
-    fonts = [f for f in dist.iterdir() if f.suffix in {".woff", ".woff2", ".ttf", ".eot", ".svg"}]
-    for folder in {page.parent for page in out.rglob("*.html")}:
-        if "_vendor" in folder.relative_to(out).parts or "_static" in folder.relative_to(out).parts:
-            continue
-        target = folder / "@jupyter-widgets" / "html-manager" / "dist"
-        target.mkdir(parents=True, exist_ok=True)
-        for font in fonts:
-            shutil.copy2(font, target / font.name)
+    for folder in PACKAGES:  # only these: the cache may hold packages an older build used
+        shutil.copytree(source / folder, out / "_vendor" / folder, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".complete"))
 
 
 def _check_early(app):
@@ -95,14 +80,13 @@ def _check_early(app):
         ensure(Path(app.srcdir))
     except OSError as error:  # no network and no cache
         raise RuntimeError(
-            f"cannot fetch MathJax, require.js and the widget manager from {REGISTRY} ({error}); "
+            f"cannot fetch MathJax from {REGISTRY} ({error}); "
             "run `python _ext/vendor_assets.py` once with network access, or set EOSLAB_VENDOR_CACHE "
             "to a folder that holds them") from error
 
 
 def setup(app):
     app.connect("builder-inited", _check_early)
-    app.add_js_file(f"../_vendor/{SHIM.name}")  # Sphinx resolves it against _static/
     app.connect("build-finished", _copy_into_site)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
