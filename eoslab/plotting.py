@@ -324,7 +324,8 @@ def plot_eoss(runs, *, axes=None, title=None):
     the run's colour; the predicted levels are thin horizontal lines in the
     same colour: :math:`2/\\eta` (dotted) for plain SGD, and with momentum
     :math:`2(1-\\beta)/\\eta` (dotted) and :math:`2(1+\\beta)/\\eta` (dash-dot).
-    A diverged run says so in the legend.
+    The left legend names the runs (a diverged run says so there); the right
+    one keys the line styles.
 
     Parameters
     ----------
@@ -345,7 +346,7 @@ def plot_eoss(runs, *, axes=None, title=None):
         label = r.label if r.diverged_at is None else f"{r.label} (diverged at step {r.diverged_at})"
         if h.eig_step.size:
             ax_loss.plot(h.eig_step, h.full_loss, color=color, marker=".", lw=1.2, label=label)
-        ax_bs.plot(r.step, r.batch_sharpness, color=color, marker="o", ms=3, lw=1.4, label=f"batch sharpness, {r.label}")
+        ax_bs.plot(r.step, r.batch_sharpness, color=color, marker="o", ms=3, lw=1.4)
         ax_bs.plot(r.step, r.lambda_max, color=color, ls="--", lw=1.2)
         if r.beta == 0:
             ax_bs.axhline(r.levels.plain, color=color, ls=":", lw=1.2)
@@ -353,8 +354,10 @@ def plot_eoss(runs, *, axes=None, title=None):
             ax_bs.axhline(r.levels.small, color=color, ls=":", lw=1.2)
             ax_bs.axhline(r.levels.large, color=color, ls="-.", lw=1.0)
     ax_loss.set_yscale("log")
-    ax_bs.plot([], [], "k--", lw=1.2, label="$\\lambda_{\\max}$ of the full-batch Hessian")
-    ax_bs.plot([], [], "k:", lw=1.2, label="$2/\\eta$, or $2(1-\\beta)/\\eta$ with momentum")
+    # the right panel's legend keys the line styles; the left one names the runs (same colours)
+    ax_bs.plot([], [], "k-", marker="o", ms=3, lw=1.4, label="batch sharpness")
+    ax_bs.plot([], [], "k--", lw=1.2, label="$\\lambda_{\\max}$, full batch")
+    ax_bs.plot([], [], "k:", lw=1.2, label="$2/\\eta$ or $2(1-\\beta)/\\eta$")
     if any(r.beta > 0 for r in runs):
         ax_bs.plot([], [], "k-.", lw=1.0, label="$2(1+\\beta)/\\eta$")
     return _finish_pair(fig, ax_loss, ax_bs, "curvature", title=title, loss_label="full-batch training loss")

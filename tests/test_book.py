@@ -117,7 +117,7 @@ def open_page(browser, path):
     page.goto(path.as_uri(), wait_until="load")
     page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)")
     page.evaluate("() => window.MathJax && MathJax.startup.promise")
-    page.wait_for_timeout(300)  # widget views render asynchronously after load
+    page.wait_for_timeout(300)  # let the precomputed panels' scripts and any widget views run
     return page, errors
 
 
@@ -131,15 +131,23 @@ TOOLING = re.compile(r"nbval|noqa|type:\s*ignore|pragma|doctest:", re.IGNORECASE
 
 
 def _figure_fonts(src):
-    """(smallest text size in points, dots per inch) that a book figure records in its PNG, or None."""
+    """(smallest text size in points, dots per inch) that a book figure records in its PNG, or None.
+
+    ``src`` is the image's resolved address: a PNG in the page (a precomputed panel's frame) or a file of the
+    site (the build writes a cell's figure to ``_images/``)."""
     import base64
     import io
+    from urllib.parse import unquote, urlparse
 
     from PIL import Image
 
-    if not src or not src.startswith("data:image/png;base64,"):
+    if src.startswith("data:image/png;base64,"):
+        data = base64.b64decode(src.split(",", 1)[1])
+    elif src.startswith("file://") and src.lower().endswith(".png"):
+        data = Path(unquote(urlparse(src).path)).read_bytes()
+    else:
         return None
-    image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+    image = Image.open(io.BytesIO(data))
     text = getattr(image, "text", {}) or {}
     if "eoslab:smallest-font-pt" not in text or "eoslab:dpi" not in text:
         return None
@@ -153,7 +161,7 @@ def figure_text_problems(page, name):
         .filter(e => e.offsetParent && e.textContent.trim()).map(e => parseFloat(getComputedStyle(e).fontSize)))""")
     images = page.evaluate("""() => [...document.querySelectorAll('article img')]
         .filter(i => i.offsetParent && i.naturalWidth)
-        .map(i => [i.getAttribute('src'), i.naturalWidth, i.getBoundingClientRect().width])""")
+        .map(i => [i.src, i.naturalWidth, i.getBoundingClientRect().width])""")
     problems = []
     for k, (src, natural, shown) in enumerate(images):
         fonts = _figure_fonts(src)
