@@ -187,9 +187,6 @@ class SliderPanel(widgets.VBox):
         return bundle
 
 
-
-
-
 MAX_FRAMES = 200
 
 
