@@ -45,7 +45,10 @@ STAGE_COLORS = {1: "#dce8f7", 2: "#fbe0cc", 3: "#d9efd5", 4: "#eadcf2"}
 def smallest_font(fig):
     """The size in points of the smallest visible text in a figure (tick labels, legends, titles...)."""
     fig.canvas.draw()  # tick labels exist once drawn
+    return _smallest_drawn_font(fig)
 
+
+def _smallest_drawn_font(fig):
     def shown(t):
         return t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())
 
@@ -68,9 +71,9 @@ def figure_png(fig, *, dpi=None):
     if dpi is None:
         dpi = plt.rcParams["savefig.dpi"]
         dpi = fig.dpi if dpi == "figure" else dpi
-    smallest = smallest_font(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    smallest = _smallest_drawn_font(fig)  # saving drew it
     image = Image.open(buffer).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
                                                         dither=Image.Dither.NONE)
     info = PngImagePlugin.PngInfo()
