@@ -82,7 +82,7 @@ def _check_early(app):
         raise RuntimeError(
             f"cannot fetch MathJax from {REGISTRY} ({error}); "
             "run `python _ext/vendor_assets.py` once with network access, or set EOSLAB_VENDOR_CACHE "
-            "to a folder that holds them") from error
+            "to a folder that holds it") from error
 
 
 def setup(app):

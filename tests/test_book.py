@@ -154,7 +154,7 @@ def _figure_fonts(src):
     return float(text["eoslab:smallest-font-pt"]), float(text["eoslab:dpi"])
 
 
-def figure_text_problems(page, name):
+def figure_text_problems(page):
     """Figures whose smallest text, at the size the page shows it, is below the page's smallest body text."""
     body = page.evaluate("""() => Math.min(...[...document.querySelectorAll(
         'article p, article li, article .cell_input pre, article .cell_output pre')]
@@ -176,7 +176,7 @@ def figure_text_problems(page, name):
     return problems
 
 
-def slider_problems(page, name):
+def slider_problems(page):
     """Sliders that do not change a figure: the kernel-free ones and, if shown, live widgets' ones."""
     problems = []
     panels = page.locator(".eoslab-static-panel")
@@ -214,7 +214,7 @@ def slider_problems(page, name):
     return problems
 
 
-def code_box_problems(page, name):
+def code_box_problems(page):
     """Code and output boxes that need sideways scrolling."""
     wide = page.evaluate("""() => [...document.querySelectorAll('article .cell_input pre, article .cell_output pre')]
         .filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1)
@@ -223,7 +223,7 @@ def code_box_problems(page, name):
     return wide
 
 
-def search_box_problems(page, name):
+def search_box_problems(page):
     shown = page.evaluate("""() => [...document.querySelectorAll('.search-button-field, .bd-search')]
         .filter(e => { const r = e.getBoundingClientRect(); return e.offsetParent && r.width > 0 && r.height > 0; }).length""")
     return [] if shown == 1 else [f"{shown} search boxes shown at {WIDTH} px"]
@@ -247,9 +247,9 @@ def test_page_works_in_a_browser(site, browser, name):
         assert "\\(" not in text and "$$" not in text, f"{name}: raw LaTeX left untypeset"
         problems = {
             "tooling text": sorted(set(m.group(0) for m in TOOLING.finditer(text))),
-            "figure text too small": figure_text_problems(page, name),
-            "code boxes scroll sideways": code_box_problems(page, name),
-            "search boxes": search_box_problems(page, name),
+            "figure text too small": figure_text_problems(page),
+            "code boxes scroll sideways": code_box_problems(page),
+            "search boxes": search_box_problems(page),
         }
         if name in CHAPTERS:
             assert page.locator("mjx-container").count() > 0, f"{name}: no typeset maths"
@@ -258,7 +258,7 @@ def test_page_works_in_a_browser(site, browser, name):
             (SCREENSHOTS / "panels").mkdir(exist_ok=True)
             panels.first.scroll_into_view_if_needed()
             panels.first.screenshot(path=str(SCREENSHOTS / "panels" / f"{stem}.png"))
-            problems["sliders that change nothing"] = slider_problems(page, name)
+            problems["sliders that change nothing"] = slider_problems(page)
         problems = {k: v for k, v in problems.items() if v}
         report = "\n".join(f"  {k} ({len(v)}): " + "; ".join(v[:4]) + (" ..." if len(v) > 4 else "")
                            for k, v in problems.items())
