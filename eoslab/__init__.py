@@ -1,21 +1,33 @@
 """EoS Lab: the Edge of Stability of gradient descent, executable.
 
-Modules, one idea each:
+The package is built in layers; a module imports only from the layers above
+it in this list (``tests/test_layout.py`` checks it):
 
-- :mod:`eoslab.problems` -- losses on flat parameter vectors, with their data
-- :mod:`eoslab.data` -- data sets read from disk (digits, Chebyshev, CIFAR-10)
-- :mod:`eoslab.models` -- functional networks on flat vectors
-- :mod:`eoslab.curvature` -- Hessian-vector products, top eigenpairs, sharpness
-- :mod:`eoslab.optim` -- update rules (GD, heavy ball, Nesterov)
-- :mod:`eoslab.runs` -- the loop that records a trajectory (:func:`run`)
-- :mod:`eoslab.flows` -- continuous-time models (gradient flow), integrated like a run
-- :mod:`eoslab.self_stabilization` -- the two-variable model, the constrained trajectory, the predicted dynamics
-- :mod:`eoslab.stochastic` -- SGD at its edge: batch sharpness along a run, its plateau, momentum's levels
-- :mod:`eoslab.exercises` -- self-checks for the exercises: right or wrong, with a hint
-- :mod:`eoslab.analysis` -- numbers read off histories (the edge phase, distances)
-- :mod:`eoslab.stability` -- linear stability thresholds, closed form and by experiment
-- :mod:`eoslab.plotting` -- the book's standard figures
-- :mod:`eoslab.widgets` -- slider panels that re-run an experiment (imported on use)
+1. **What to minimize and its curvature** --
+   :mod:`eoslab.data` (data sets read from disk), :mod:`eoslab.models`
+   (functional networks on flat vectors), :mod:`eoslab.problems` (losses on
+   flat parameter vectors: quadratics, the chapters' toys, networks on data),
+   :mod:`eoslab.curvature` (Hessian-vector products, top eigenpairs,
+   third derivatives: operators only), :mod:`eoslab.thresholds` (the
+   stability thresholds ``2/η``, ``2(1±β)/η``, written once).
+2. **What moves θ** -- :mod:`eoslab.methods` (the one :class:`~eoslab.methods.Method`
+   interface), :mod:`eoslab.optim` (update rules: GD, heavy ball, Nesterov,
+   DAL, normalized GD, GD on √L, the oscillation cap), :mod:`eoslab.flows`
+   (continuous-time models, one file per family).
+3. **The one loop** -- :mod:`eoslab.history` (:class:`History`, the one
+   record) and :mod:`eoslab.runs` (:func:`run`, :func:`compare`).
+4. **The chapters' own models** -- :mod:`eoslab.stability` (Chapter 1),
+   :mod:`eoslab.self_stabilization` (Chapter 3), :mod:`eoslab.manifold`
+   (Chapter 6), :mod:`eoslab.stochastic` (Chapter 7).
+5. **Reading and showing results** -- :mod:`eoslab.analysis` (numbers read
+   off histories), :mod:`eoslab.exercises` (self-checks), :mod:`eoslab.plotting`
+   (the book's figures), :mod:`eoslab.widgets` (slider panels; imported on use).
+
+Where new code goes: a new update rule is a class in :mod:`eoslab.optim`; a
+new continuous-time model is a file in ``eoslab/flows/``; a new problem is a
+:class:`~eoslab.problems.Problem` in ``eoslab/problems/``; a new chapter's
+models go in a new topic module (layer 4), which uses :func:`run` rather than
+a loop of its own.
 
 Examples
 --------
@@ -25,16 +37,18 @@ Examples
 >>> history.loss.shape
 (101,)
 """
-from . import (analysis, curvature, data, exercises, flows, optim, plotting, problems, self_stabilization, stability,
-               stochastic)
+from . import (analysis, curvature, data, exercises, flows, manifold, methods, models, optim, plotting, problems,
+               self_stabilization, stability, stochastic, thresholds)
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
-from .runs import History, run
+from .history import History
+from .methods import Method
+from .runs import compare, run, until_sharpness_reaches
 
 __all__ = [
-    "analysis", "curvature", "data", "exercises", "flows", "optim", "plotting", "problems", "self_stabilization", "stability",
-    "stochastic",
+    "analysis", "curvature", "data", "exercises", "flows", "manifold", "methods", "models", "optim", "plotting",
+    "problems", "self_stabilization", "stability", "stochastic", "thresholds",
     "hessian", "hvp", "sharpness", "top_eigenpairs",
-    "History", "run",
+    "History", "Method", "compare", "run", "until_sharpness_reaches",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

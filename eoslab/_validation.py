@@ -109,3 +109,27 @@ def check_vector(name, theta, size=None):
     if size is not None and theta.numel() != size:
         raise ValueError(f"{name} must have {size} entries, got {theta.numel()}")
     return theta
+
+
+def renamed(kwargs, old, new, where, *, value=None, default=False):
+    """Take a keyword that was renamed: ``kwargs[old]`` with a ``DeprecationWarning`` naming ``new``.
+
+    Returns ``value`` (the new keyword's) when ``old`` was not passed. Passing
+    both is an error, unless the new keyword has a ``default`` value (then it
+    cannot be told from one passed). The old names are kept for one release.
+    """
+    import warnings
+
+    if old not in kwargs:
+        return value
+    if value is not None and not default:
+        raise TypeError(f"{where} got both {new}= and its old name {old}=; pass {new}= only")
+    warnings.warn(f"{where}: the keyword {old}= is renamed {new}= and will be removed in the next release",
+                  DeprecationWarning, stacklevel=3)
+    return kwargs.pop(old)
+
+
+def no_other_keywords(kwargs, where):
+    """Raise ``TypeError`` for keywords left in ``kwargs`` (after the renamed ones were taken)."""
+    if kwargs:
+        raise TypeError(f"{where} got an unexpected keyword argument {next(iter(kwargs))!r}")

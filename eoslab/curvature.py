@@ -1,5 +1,9 @@
 r"""Curvature of a loss at a point: Hessian-vector products and top eigenpairs.
 
+Operators only: what a chapter builds from them lives with the chapter
+(the self-stabilization constants in :mod:`eoslab.self_stabilization`,
+batch sharpness in :mod:`eoslab.stochastic`).
+
 Everything here acts on a loss function ``loss(theta) -> scalar`` of a flat
 parameter vector (a :class:`~eoslab.problems.Problem` is such a function) and
 stays on ``theta``'s device: vectors never leave it, only the scalars of the
@@ -15,12 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_beta, check_int, check_real, check_vector
+from ._validation import check_int, check_real, check_vector, no_other_keywords, renamed
 
 __all__ = [
     "HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs",
-    "third_derivative", "sharpness_gradient", "TaylorCenter", "taylor_center",
-    "BatchSharpness", "batch_sharpness",
+    "third_derivative", "sharpness_gradient",
 ]
 
 
@@ -197,7 +200,7 @@ def _orthogonalize(w, Q):
     return w
 
 
-def top_eigenpairs(loss, theta, k=1, tol=1e-3, init=None, *, max_iter=None, seed=0, operator=None):
+def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, max_iter=None, seed=0, operator=None, **deprecated):
     r"""The ``k`` largest eigenvalues of the Hessian of ``loss`` at ``theta``, with eigenvectors.
 
     Lanczos iteration with full reorthogonalization on Hessian-vector
@@ -207,7 +210,7 @@ def top_eigenpairs(loss, theta, k=1, tol=1e-3, init=None, *, max_iter=None, seed
 
     .. math:: \|H v_i - \theta_i v_i\| \le \mathrm{tol}\cdot|\theta_i|,
 
-    which guarantees that each returned value lies within a relative ``tol``
+    which guarantees that each returned value lies within a relative ``eig_tol``
     of an eigenvalue of ``H``. Stopping on the residual, rather than on the
     change of the estimate or on gap-based refinements that trust
     unconverged Ritz values, keeps the answer accurate when the top
@@ -221,8 +224,8 @@ def top_eigenpairs(loss, theta, k=1, tol=1e-3, init=None, *, max_iter=None, seed
         Flat parameter vector.
     k : int
         Number of eigenpairs, ``1 <= k <= theta.numel()``.
-    tol : float
-        Relative residual tolerance, in (0, 1).
+    eig_tol : float
+        Relative residual tolerance, in (0, 1) (``tol`` before; the old name still works, with a warning).
     init : torch.Tensor, optional
         Warm start: previous eigenvectors, shape ``(P,)`` or ``(P, j)``,
         mixed into one start vector. Like every Krylov method, the iteration
@@ -251,7 +254,9 @@ def top_eigenpairs(loss, theta, k=1, tol=1e-3, init=None, *, max_iter=None, seed
     check_vector("theta", theta)
     size = theta.numel()
     k = check_int("k", k, low=1, high=size)
-    tol = check_real("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
+    eig_tol = renamed(deprecated, "tol", "eig_tol", "top_eigenpairs", value=eig_tol, default=True)
+    no_other_keywords(deprecated, "top_eigenpairs")
+    tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
     seed = check_int("seed", seed)
     max_iter = min(size, max(300, 20 * k)) if max_iter is None else check_int("max_iter", max_iter, low=k)
     max_iter = min(max_iter, size)
@@ -311,7 +316,7 @@ def top_eigenpairs(loss, theta, k=1, tol=1e-3, init=None, *, max_iter=None, seed
     values = ritz[:top].to(dtype=theta.dtype, device=theta.device)
     if not converged:
         warnings.warn(
-            f"top_eigenpairs stopped after {m} products without reaching tol={tol:g} "
+            f"top_eigenpairs stopped after {m} products without reaching eig_tol={tol:g} "
             f"(largest relative residual {float((residuals / scale).max()):.2e}); raise max_iter",
             RuntimeWarning,
             stacklevel=2,
@@ -319,12 +324,14 @@ def top_eigenpairs(loss, theta, k=1, tol=1e-3, init=None, *, max_iter=None, seed
     return Eigenpairs(values, vectors, residuals.to(theta.device), op.num_products - start_products, converged)
 
 
-def sharpness(loss, theta, *, tol=1e-3, init=None, seed=0):
+def sharpness(loss, theta, *, eig_tol=1e-3, init=None, seed=0, **deprecated):
     r"""The sharpness :math:`S(\theta) = \lambda_{\max}(\nabla^2 L(\theta))`, as a float.
 
     A thin wrapper on :func:`top_eigenpairs` with ``k=1``.
     """
-    return float(top_eigenpairs(loss, theta, k=1, tol=tol, init=init, seed=seed).values[0])
+    eig_tol = renamed(deprecated, "tol", "eig_tol", "sharpness", value=eig_tol, default=True)
+    no_other_keywords(deprecated, "sharpness")
+    return float(top_eigenpairs(loss, theta, k=1, eig_tol=eig_tol, init=init, seed=seed).values[0])
 
 
 def third_derivative(loss, theta, u, w=None):
@@ -349,7 +356,7 @@ def third_derivative(loss, theta, u, w=None):
     return HessianOperator(loss, theta).third_derivative(u, w)
 
 
-def sharpness_gradient(loss, theta, u=None, *, tol=1e-8):
+def sharpness_gradient(loss, theta, u=None, *, eig_tol=1e-8, **deprecated):
     r"""The gradient of the sharpness, :math:`\nabla S(\theta) = \nabla^3 L(\theta)[u, u]`.
 
     For a simple top eigenvalue :math:`S = u^\top H u` with unit
@@ -363,208 +370,25 @@ def sharpness_gradient(loss, theta, u=None, *, tol=1e-8):
     loss : callable
     theta : torch.Tensor
     u : torch.Tensor, optional
-        The top unit eigenvector at ``theta``; computed (to ``tol``) if omitted.
-    tol : float
+        The top unit eigenvector at ``theta``; computed (to ``eig_tol``) if omitted.
+    eig_tol : float
         Eigen-solver tolerance when ``u`` is computed.
-    """
-    if u is None:
-        u = top_eigenpairs(loss, theta, k=1, tol=tol).vectors[:, 0]
-    return third_derivative(loss, theta, u)
-
-
-@dataclass
-class TaylorCenter:
-    r"""The local quantities of the self-stabilization analysis at a reference point.
-
-    Attributes
-    ----------
-    theta : torch.Tensor
-        The reference point.
-    loss : float
-    grad : torch.Tensor
-        :math:`\nabla L`.
-    sharpness : float
-        :math:`S = \lambda_{\max}(\nabla^2 L)`.
-    u : torch.Tensor
-        Its unit eigenvector.
-    grad_sharpness : torch.Tensor
-        :math:`\nabla S = \nabla^3 L[u, u]`.
-    eig_products : int
-        Hessian-vector products the eigen-solve used.
-
-    Derived (properties): ``grad_sharpness_perp`` :math:`\nabla S_\perp = \nabla S - u(u\cdot\nabla S)`,
-    ``alpha`` :math:`= -\nabla L\cdot\nabla S_\perp` (the rate of progressive
-    sharpening), ``beta`` :math:`= \|\nabla S_\perp\|^2` (the strength of
-    self-stabilization), ``delta`` :math:`= \sqrt{2\alpha/\beta}` (the
-    equilibrium oscillation size; 0 when ``alpha <= 0``).
-    """
-
-    theta: torch.Tensor
-    loss: float
-    grad: torch.Tensor
-    sharpness: float
-    u: torch.Tensor
-    grad_sharpness: torch.Tensor
-    eig_products: int = 0
-
-    @property
-    def grad_sharpness_perp(self):
-        return self.grad_sharpness - self.u * (self.u @ self.grad_sharpness)
-
-    @property
-    def alpha(self):
-        return float(-(self.grad @ self.grad_sharpness_perp))
-
-    @property
-    def beta(self):
-        return float(self.grad_sharpness_perp @ self.grad_sharpness_perp)
-
-    @property
-    def delta(self):
-        beta = self.beta
-        return (2.0 * max(self.alpha, 0.0) / beta) ** 0.5 if beta > 0 else 0.0
-
-    def __repr__(self):
-        return (f"<TaylorCenter loss={self.loss:.4g} S={self.sharpness:.4g} alpha={self.alpha:.3g} "
-                f"beta={self.beta:.3g} delta={self.delta:.3g}>")
-
-
-def taylor_center(loss, theta, u=None, *, tol=1e-6, seed=0):
-    r"""Everything the self-stabilization analysis needs at ``theta``: :class:`TaylorCenter`.
-
-    Computes the loss, gradient, sharpness and its eigenvector (Lanczos,
-    warm-started from ``u`` if given, residual ``tol``), and
-    :math:`\nabla S = \nabla^3 L[u, u]`. The eigenvector's sign is chosen
-    to agree with ``u`` (``u·u_new >= 0``) so that displacements measured
-    along it keep their sign from one step to the next.
 
     Examples
     --------
     >>> from eoslab.problems import function_problem
-    >>> f = function_problem(lambda th: 0.5 * (1 + th[1] ** 2) * th[0] ** 2 + th[1], torch.tensor([0.0, 1.0]),
+    >>> f = function_problem(lambda th: 0.5 * (1 + th[1] ** 2) * th[0] ** 2, torch.tensor([0.0, 1.0]),
     ...                      dtype="float64")
-    >>> c = taylor_center(f, f.theta0)
-    >>> round(c.sharpness, 6), [round(float(g), 6) + 0.0 for g in c.grad_sharpness]
-    (2.0, [0.0, 2.0])
+    >>> [round(float(g), 6) + 0.0 for g in sharpness_gradient(f, f.theta0)]   # S = 1 + y², ∇S = (0, 2y)
+    [0.0, 2.0]
     """
+    eig_tol = renamed(deprecated, "tol", "eig_tol", "sharpness_gradient", value=eig_tol, default=True)
+    no_other_keywords(deprecated, "sharpness_gradient")
+    _check_loss(loss)
     check_vector("theta", theta)
-    tol = check_real("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
-    op = HessianOperator(loss, theta)
-    eig = top_eigenpairs(loss, theta, k=1, tol=tol, init=u, seed=seed, operator=op)
-    v = eig.vectors[:, 0]
-    if u is not None and float(v @ u.to(v)) < 0:
-        v = -v
-    return TaylorCenter(theta=theta.detach(), loss=float(op.value), grad=op.gradient, sharpness=float(eig.values[0]),
-                        u=v, grad_sharpness=op.third_derivative(v), eig_products=eig.num_products)
-
-
-@dataclass
-class BatchSharpness:
-    """Result of :func:`batch_sharpness`.
-
-    Attributes
-    ----------
-    value : float
-        The Monte Carlo estimate.
-    stderr : float
-        Its standard error.
-    num_batches : int
-        Batches drawn.
-    samples : torch.Tensor
-        The per-batch ratios.
-    """
-
-    value: float
-    stderr: float
-    num_batches: int
-    samples: torch.Tensor
-
-    def __float__(self):
-        return self.value
-
-
-def batch_sharpness(problem, theta, batch_size, *, buffer=None, beta=0.0, rtol=0.02, min_batches=10,
-                    max_batches=1000, seed=0):
-    r"""The batch sharpness :math:`\mathrm{BS}(\theta) = \mathbb{E}_B\!\left[\frac{g_B^\top H_B\, g_B}{\|g_B\|^2}\right]`.
-
-    The curvature that a mini-batch step feels along its own direction
-    (Andreyev and Beneventano), with :math:`g_B = \nabla L_B(\theta)` and
-    :math:`H_B = \nabla^2 L_B(\theta)` for a batch ``B`` of ``batch_size``
-    distinct examples; the expectation is *outside* the ratio. It is
-    estimated by Monte Carlo over fresh batches, stopping once the standard
-    error is below ``rtol`` times the estimate (after ``min_batches``), or at
-    ``max_batches``.
-
-    With a momentum ``buffer`` :math:`m` and its coefficient ``beta``, the
-    momentum-aware variant is computed instead: the step that heavy ball
-    (PyTorch convention) takes from :math:`\theta` with batch ``B`` is along
-    :math:`s_B = g_B + \beta m`, and
-
-    .. math:: \mathrm{BS}_\beta = \mathbb{E}_B\!\left[\frac{s_B^\top H_B\, s_B}{s_B^\top g_B}\right],
-
-    the curvature along the step measured against the gradient's component
-    along it (it reduces to the plain definition at ``beta = 0``).
-
-    Parameters
-    ----------
-    problem : Problem
-        Needs ``num_examples`` and ``loss(theta, batch_indices)``.
-    theta : torch.Tensor
-    batch_size : int
-        In ``[1, problem.num_examples]``.
-    buffer : torch.Tensor, optional
-        The momentum buffer :math:`m` at ``theta`` (``History.state_snapshots``).
-    beta : float
-        The momentum coefficient, in [0, 1).
-    rtol : float
-        Target relative standard error, in (0, 1).
-    min_batches, max_batches : int
-    seed : int
-        Seeds the batch draws.
-
-    Returns
-    -------
-    BatchSharpness
-
-    Examples
-    --------
-    >>> from eoslab.problems import quadratic
-    >>> q = quadratic([3.0, 1.0], x0=[1.0, 0.0])   # one example: every batch is the full loss
-    >>> round(batch_sharpness(q, q.theta0, 1).value, 6)
-    3.0
-    """
-    check_vector("theta", theta)
-    n = check_int("problem.num_examples", problem.num_examples, low=1)
-    batch_size = check_int("batch_size", batch_size, low=1, high=n)
-    rtol = check_real("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)
-    min_batches = check_int("min_batches", min_batches, low=2)
-    max_batches = check_int("max_batches", max_batches, low=min_batches)
-    beta = check_beta("beta", beta)
-    if buffer is not None:
-        check_vector("buffer", buffer, size=theta.numel())
-        buffer = buffer.detach().to(theta)
-    generator = torch.Generator().manual_seed(check_int("seed", seed))
-    samples = []
-    value = stderr = float("nan")
-    for k in range(max_batches):
-        batch = torch.randperm(n, generator=generator)[:batch_size].to(theta.device)
-        op = HessianOperator(lambda th, b=batch: problem.loss(th, b), theta)
-        g = op.gradient
-        step = g if buffer is None else g + beta * buffer
-        denominator = float(step @ g)
-        numerator = float(step @ op.matvec(step)) if denominator != 0 else 0.0
-        if denominator == 0.0:
-            continue  # a batch with zero gradient (along the direction) carries no curvature information
-        samples.append(numerator / denominator)
-        m = len(samples)
-        if m >= 2:
-            t = torch.tensor(samples, dtype=torch.float64)
-            value = float(t.mean())
-            stderr = float(t.std() / m**0.5)
-            if m >= min_batches and stderr <= rtol * abs(value):
-                break
-    if not samples:
-        raise ValueError("every batch had a zero gradient: batch sharpness is undefined at this point")
-    if len(samples) == 1:
-        value, stderr = samples[0], float("nan")
-    return BatchSharpness(value, stderr, len(samples), torch.tensor(samples, dtype=torch.float64))
+    op = HessianOperator(loss, theta)  # one gradient graph for the eigenvector and the third derivative
+    if u is None:
+        u = top_eigenpairs(loss, theta, k=1, eig_tol=eig_tol, operator=op).vectors[:, 0]
+    else:
+        check_vector("u", u, size=theta.numel())
+    return op.third_derivative(u)

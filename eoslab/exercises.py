@@ -20,7 +20,8 @@ import numpy as np
 
 from ._validation import check_beta, check_choice, check_positive, check_real
 from .analysis import edge_summary
-from .runs import History
+from .history import History
+from .thresholds import gd_threshold, heavy_ball_threshold, nesterov_threshold
 
 __all__ = [
     "Check",
@@ -80,7 +81,8 @@ def check_threshold(value, lr, *, method="gd", beta=0.0, rtol=1e-3):
     lr = check_positive("lr", lr)
     method = check_choice("method", method, tuple(_THRESHOLD_HINTS))
     beta = check_beta("beta", beta)
-    expected = {"gd": 2 / lr, "heavy_ball": 2 * (1 + beta) / lr, "nesterov": (2 + 2 * beta) / (lr * (1 + 2 * beta))}[method]
+    expected = {"gd": gd_threshold(lr), "heavy_ball": heavy_ball_threshold(lr, beta),
+                "nesterov": nesterov_threshold(lr, beta)}[method]
     if _close(value, expected, rtol):
         name = {"gd": "GD", "heavy_ball": "heavy ball", "nesterov": "Nesterov"}[method]
         return Check(True, f"{name} on a quadratic is stable below that curvature.")
@@ -133,9 +135,7 @@ def check_plateau(run, *, tolerance=0.15):
     a batch smaller than the data set, and ``2(1+β)/η`` for momentum with
     the full batch. The hint does not give the level.
     """
-    from .stochastic import EossRun
-
-    if not isinstance(run, EossRun):
+    if not all(hasattr(run, a) for a in ("plateau", "predicted_level", "trained", "diverged_at")):
         raise TypeError(f"run must be an EossRun (from eoslab.stochastic.eoss_run), got {type(run).__name__}")
     tolerance = check_real("tolerance", tolerance, low=0.0, high=1.0, low_open=True)
     if run.diverged_at is not None:

@@ -7,29 +7,40 @@ optimizers can be stepped in lockstep from one start, and a run can be
 replayed exactly.
 
 ``threshold`` is the linear-stability threshold of the rule: the curvature
-above which the rule diverges on a quadratic (``2/η`` for GD). Plots draw it
-as the dashed line the sharpness is compared with.
+above which the rule diverges on a quadratic (``2/η`` for GD, from
+:mod:`eoslab.thresholds`). Plots draw it as the dashed line the sharpness is
+compared with.
+
+Every optimizer is a :class:`~eoslab.methods.Method`: :func:`eoslab.run`
+hands its :meth:`Optimizer.step` the gradient it computed at the current
+point, and the rule's :meth:`~Optimizer.update` does the rest. A new update
+rule goes here: subclass :class:`Optimizer` and write ``update`` (and
+``init`` and ``threshold`` if it has a state or its own threshold).
 """
 from __future__ import annotations
 
-import torch
-
 import math
 
+import torch
+
 from ._validation import check_beta, check_positive, check_real
+from .curvature import hvp
+from .methods import Method
+from .thresholds import gd_threshold, heavy_ball_threshold, nesterov_threshold
 
 __all__ = ["DAL", "GD", "HeavyBall", "Nesterov", "NormalizedGD", "OscillationCap", "Optimizer", "SqrtLossGD"]
 
 
-class Optimizer:
-    """The shared surface: ``lr``, ``init``, ``update``, ``threshold``, ``label``."""
+class Optimizer(Method):
+    """A discrete update rule: ``init(theta)`` gives its state, ``update(theta, grad, state)`` one step."""
 
-    def __init__(self, lr):
-        self.lr = check_positive("lr", lr)
-
-    def init(self, theta):
+    def init(self, theta, problem=None):
         """The optimizer state at the start of a run (``None`` for stateless rules)."""
         return None
+
+    def step(self, problem, theta, state, info):
+        """The :class:`~eoslab.methods.Method` step: :meth:`update` with the loop's gradient and batch loss."""
+        return self.update(theta, info.grad, state, loss=info.loss, loss_fn=info.loss_fn)
 
     def update(self, theta, grad, state, *, loss=None, loss_fn=None):
         """One step: return ``(theta_next, state_next)``.
@@ -44,17 +55,6 @@ class Optimizer:
         """The step size the last update took (``lr`` for fixed-step rules); :func:`eoslab.run` records it."""
         return self.lr
 
-    @property
-    def threshold(self):
-        """Linear-stability threshold on the curvature."""
-        raise NotImplementedError
-
-    @property
-    def label(self):
-        return f"{type(self).__name__}(lr={self.lr:g})"
-
-    def __repr__(self):
-        return self.label
 
 
 class GD(Optimizer):
@@ -70,10 +70,6 @@ class GD(Optimizer):
 
     def update(self, theta, grad, state, *, loss=None, loss_fn=None):
         return theta - self.lr * grad, state
-
-    @property
-    def threshold(self):
-        return 2.0 / self.lr
 
 
 class HeavyBall(Optimizer):
@@ -96,7 +92,7 @@ class HeavyBall(Optimizer):
         super().__init__(lr)
         self.beta = check_beta("beta", beta)
 
-    def init(self, theta):
+    def init(self, theta, problem=None):
         return torch.zeros_like(theta)
 
     def update(self, theta, grad, state, *, loss=None, loss_fn=None):
@@ -105,7 +101,7 @@ class HeavyBall(Optimizer):
 
     @property
     def threshold(self):
-        return 2.0 * (1.0 + self.beta) / self.lr
+        return heavy_ball_threshold(self.lr, self.beta)
 
     @property
     def label(self):
@@ -126,13 +122,13 @@ class Nesterov(HeavyBall):
 
     @property
     def threshold(self):
-        return (2.0 + 2.0 * self.beta) / (self.lr * (1.0 + 2.0 * self.beta))
+        return nesterov_threshold(self.lr, self.beta)
 
 
 class _AdaptiveStep(Optimizer):
     """Rules whose step size changes every step: the state is the last effective step, recorded by ``run``."""
 
-    def init(self, theta):
+    def init(self, theta, problem=None):
         return math.nan
 
     def step_size(self, state):
@@ -176,7 +172,7 @@ class DAL(_AdaptiveStep):
     --------
     >>> import torch
     >>> from eoslab.problems import quadratic
-    >>> q = quadratic([4.0, 1.0], x0=[1.0, 0.0])   # g along the eigenvalue 4: ||Hg||/||g|| = 4
+    >>> q = quadratic([4.0, 1.0], theta0=[1.0, 0.0])   # g along the eigenvalue 4: ||Hg||/||g|| = 4
     >>> theta, step = DAL(lr=0.1, p=1).update(q.theta0, q.A @ q.theta0, None, loss_fn=q)
     >>> step
     0.5
@@ -187,7 +183,7 @@ class DAL(_AdaptiveStep):
         self.p = check_real("p", p, low=0.0)
         self.max_scale = check_positive("max_scale", max_scale)
 
-    def init(self, theta):
+    def init(self, theta, problem=None):
         return self.lr if self.p == 0 else math.nan
 
     def update(self, theta, grad, state, *, loss=None, loss_fn=None):
@@ -195,8 +191,6 @@ class DAL(_AdaptiveStep):
             return theta - self.lr * grad, self.lr
         if loss_fn is None:
             raise ValueError("DAL with p > 0 needs loss_fn, the loss being minimized, for its Hessian-vector product")
-        from .curvature import hvp
-
         g_norm = float(grad.norm())
         curvature = float(hvp(loss_fn, theta, grad).norm()) / g_norm if g_norm > 0 else 0.0
         step = self.max_scale if curvature == 0 else min(2.0 / curvature**self.p, self.max_scale)
@@ -205,7 +199,7 @@ class DAL(_AdaptiveStep):
     @property
     def threshold(self):
         """``2/lr`` for ``p = 0``; with ``p > 0`` the step adapts and there is no fixed threshold (NaN)."""
-        return 2.0 / self.lr if self.p == 0 else math.nan
+        return gd_threshold(self.lr) if self.p == 0 else math.nan
 
     @property
     def label(self):
@@ -248,9 +242,7 @@ class OscillationCap(Optimizer):
         self.cap = check_positive("cap", cap)
         self.seed = int(seed)
 
-    def init(self, theta):
-        import torch
-
+    def init(self, theta, problem=None):
         u = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(self.seed), dtype=torch.float64)
         u = u.to(theta)
         return {"u": u / u.norm(), "previous": theta.clone(), "step": self.lr}
@@ -258,8 +250,6 @@ class OscillationCap(Optimizer):
     def update(self, theta, grad, state, *, loss=None, loss_fn=None):
         if loss_fn is None:
             raise ValueError("OscillationCap needs loss_fn, the loss being minimized, for its Hessian-vector product")
-        from .curvature import hvp
-
         u = state["u"]
         hu = hvp(loss_fn, theta, u)
         rho = float(u @ hu)
@@ -273,10 +263,6 @@ class OscillationCap(Optimizer):
 
     def step_size(self, state):
         return state["step"]
-
-    @property
-    def threshold(self):
-        return 2.0 / self.lr
 
     @property
     def label(self):
@@ -329,7 +315,7 @@ class SqrtLossGD(_AdaptiveStep):
     --------
     >>> import torch
     >>> from eoslab.problems import quadratic
-    >>> q = quadratic([2.0], x0=[1.0])                      # L = x², sqrt(L) = |x|
+    >>> q = quadratic([2.0], theta0=[1.0])                      # L = x², sqrt(L) = |x|
     >>> theta, step = SqrtLossGD(0.5).update(q.theta0, q.A @ q.theta0, None, loss=q(q.theta0))
     >>> theta.tolist(), step
     ([0.5], 0.25)

@@ -10,6 +10,8 @@ from cycler import cycler
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from .thresholds import sgd_momentum_levels
+
 __all__ = ["COLORS", "PAGE_WIDTH", "STAGE_COLORS", "STYLE", "figure_png", "plot_contour_paths", "plot_eoss",
            "plot_eoss_phase", "plot_history", "plot_lockstep", "plot_two_variable", "smallest_font",
            "use_book_style"]
@@ -227,11 +229,9 @@ def plot_contour_paths(loss, paths, *, xlim, ylim, ax=None, levels=20, labels=No
     return ax
 
 
-def _shade_stages(ax, steps, stage):
-    """Shade each stretch of constant stage; return legend handles, one per stage present."""
+def _shade_stages(ax, steps, stage, names):
+    """Shade each stretch of constant stage; return legend handles, one per stage present (``names[k]``)."""
     from matplotlib.patches import Patch
-
-    from .self_stabilization import STAGE_NAMES
 
     change = np.flatnonzero(np.diff(stage)) + 1
     starts = np.concatenate([[0], change])
@@ -239,7 +239,7 @@ def _shade_stages(ax, steps, stage):
     for a, b in zip(starts, ends):
         right = steps[b] if b < len(steps) else steps[-1] + 1
         ax.axvspan(steps[a], right, color=STAGE_COLORS[int(stage[a])], lw=0, zorder=0)
-    return [Patch(color=STAGE_COLORS[k], label=f"{k}: {STAGE_NAMES[k]}") for k in sorted(set(stage.tolist()))]
+    return [Patch(color=STAGE_COLORS[k], label=f"{k}: {names[k]}") for k in sorted(set(stage.tolist()))]
 
 
 def plot_two_variable(traj, *, axes=None, title=None):
@@ -252,8 +252,8 @@ def plot_two_variable(traj, *, axes=None, title=None):
     fig, axes = _pair(axes)
     ax_x, ax_y = axes
     steps = traj.step
-    handles = _shade_stages(ax_x, steps, traj.stage)
-    _shade_stages(ax_y, steps, traj.stage)
+    handles = _shade_stages(ax_x, steps, traj.stage, traj.stage_names)
+    _shade_stages(ax_y, steps, traj.stage, traj.stage_names)
     ax_x.semilogy(steps, np.abs(traj.x), color="k", lw=1)
     ax_x.axhline(traj.delta, color=COLORS[3], ls="--", lw=1.2, label=r"$\delta = \sqrt{2\alpha/\beta}$")
     ax_x.set(xlabel="step $t$", ylabel="$|x_t|$")
@@ -387,8 +387,9 @@ def plot_eoss_phase(rows, *, ax=None, title=None):
     groups = {}
     for row in rows:
         groups.setdefault((row["beta"], row["lr"]), []).append(row)
-    top = max([1 + b for b, _ in groups] + [1.0]) * 1.15
+    top = max([sgd_momentum_levels(lr, b)[1] * lr / 2 for b, lr in groups] + [1.0]) * 1.15
     for i, ((beta, lr), group) in enumerate(groups.items()):
+        small, large = (level * lr / 2 for level in sgd_momentum_levels(lr, beta))  # in units of 2/η
         color = COLORS[i % len(COLORS)]
         group = sorted(group, key=lambda r: r["batch_size"])
         x = np.array([r["batch_size"] for r in group], dtype=float)
@@ -401,9 +402,9 @@ def plot_eoss_phase(rows, *, ax=None, title=None):
             ax.plot(x[stuck], y[stuck], "o", ms=9, mfc="white", mec=color, mew=1.5)
         if (~ok).any():
             ax.plot(x[~ok], np.full((~ok).sum(), top * 0.97), "x", color=color, ms=8, mew=2)
-        ax.axhline(1 - beta, color=color, ls=":", lw=1.1)
+        ax.axhline(small, color=color, ls=":", lw=1.1)
         if beta > 0:
-            ax.axhline(1 + beta, color=color, ls="-.", lw=1.0)
+            ax.axhline(large, color=color, ls="-.", lw=1.0)
     full = [r["batch_size"] for r in rows if r.get("full_batch")]
     ax.set_xscale("log", base=2)
     ticks = sorted({r["batch_size"] for r in rows})

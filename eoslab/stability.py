@@ -12,6 +12,7 @@ heavy ball   :math:`z^2 - (1+\beta-\eta a) z + \beta`           :math:`0 < a < 2
 Nesterov     :math:`z^2 - (1+\beta)(1-\eta a) z + \beta(1-\eta a)`  :math:`0 < a < (2+2\beta)/(\eta(1+2\beta))`
 ===========  =================================================  ==============================
 
+:mod:`eoslab.thresholds` holds the closed forms (re-exported here);
 :func:`critical_curvature` finds the same thresholds by experiment: it runs
 the optimizer itself on 1-D quadratics and bisects on the curvature.
 """
@@ -24,6 +25,7 @@ import torch
 
 from ._validation import check_int, check_positive, check_real
 from .optim import GD, HeavyBall, Nesterov, Optimizer
+from .thresholds import gd_threshold, heavy_ball_threshold, nesterov_threshold
 
 __all__ = [
     "gd_threshold",
@@ -34,21 +36,6 @@ __all__ = [
     "grows",
     "critical_curvature",
 ]
-
-
-def gd_threshold(lr):
-    """``2/lr``: GD diverges on curvature above it."""
-    return GD(lr).threshold
-
-
-def heavy_ball_threshold(lr, beta):
-    """``2(1+beta)/lr``: the heavy ball's stability threshold."""
-    return HeavyBall(lr, beta).threshold
-
-
-def nesterov_threshold(lr, beta):
-    """``(2+2 beta)/(lr (1+2 beta))``: Nesterov momentum's stability threshold."""
-    return Nesterov(lr, beta).threshold
 
 
 def characteristic_roots(optimizer, curvature):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import eoslab
-from eoslab.curvature import batch_sharpness, hessian
+from eoslab.curvature import hessian
+from eoslab.stochastic import batch_sharpness
 
 
 @pytest.fixture

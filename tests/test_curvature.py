@@ -53,7 +53,7 @@ def test_top_eigenpairs_matches_eigh_on_random_matrices(seed, k):
     q = quadratic(lam, eigenvectors=random_orthogonal(d, g), dtype="float64")
     true_vals, true_vecs = torch.linalg.eigh(q.A)
     true_vals, true_vecs = true_vals.flip(0)[:k], true_vecs.flip(1)[:, :k]
-    result = top_eigenpairs(q, q.theta0, k=k, tol=1e-6)
+    result = top_eigenpairs(q, q.theta0, k=k, eig_tol=1e-6)
     assert result.converged
     torch.testing.assert_close(result.values, true_vals, rtol=1e-6, atol=0)
     # eigenvectors up to sign
@@ -68,10 +68,10 @@ def test_top_eigenpairs_resolves_crowded_top_eigenvalues():
     bulk = torch.rand(d - 2, generator=g, dtype=torch.float64) * 2.0
     lam = torch.cat([torch.tensor([10.0, 10.0 * (1 - 1e-3)], dtype=torch.float64), bulk])
     q = quadratic(lam, eigenvectors=random_orthogonal(d, g), dtype="float64")
-    vals, vecs = top_eigenpairs(q, q.theta0, k=2, tol=1e-9)
+    vals, vecs = top_eigenpairs(q, q.theta0, k=2, eig_tol=1e-9)
     torch.testing.assert_close(vals, lam[:2], rtol=1e-8, atol=0)
     # with tol=1e-3 the top eigenvalue is still within 1e-3 relative
-    rough = top_eigenpairs(q, q.theta0, k=1, tol=1e-3)
+    rough = top_eigenpairs(q, q.theta0, k=1, eig_tol=1e-3)
     assert abs(float(rough.values[0]) - 10.0) / 10.0 < 1e-3
     # and the eigenvectors separate the pair despite the tiny gap
     true_vals, true_vecs = torch.linalg.eigh(q.A)
@@ -82,7 +82,7 @@ def test_top_eigenpairs_resolves_crowded_top_eigenvalues():
 def test_top_eigenpairs_on_a_network_matches_dense_eigh(tiny_mlp):
     theta = tiny_mlp.theta0
     true = torch.linalg.eigvalsh(hessian(tiny_mlp, theta)).flip(0)[:3]
-    vals, _ = top_eigenpairs(tiny_mlp, theta, k=3, tol=1e-8)
+    vals, _ = top_eigenpairs(tiny_mlp, theta, k=3, eig_tol=1e-8)
     torch.testing.assert_close(vals, true, rtol=1e-7, atol=1e-10)
     assert sharpness(tiny_mlp, theta) == pytest.approx(float(true[0]), rel=1e-3)
 
@@ -109,7 +109,7 @@ def test_warm_start_from_exact_eigenvectors_finds_several():
 
 
 def test_operator_counts_products_and_returns_gradient():
-    q = quadratic([2.0, 1.0], x0=[1.0, -1.0], dtype="float64")
+    q = quadratic([2.0, 1.0], theta0=[1.0, -1.0], dtype="float64")
     op = HessianOperator(q, q.theta0)
     torch.testing.assert_close(op.gradient, torch.tensor([2.0, -1.0], dtype=torch.float64))
     op.matvec(torch.ones(2, dtype=torch.float64))
@@ -126,7 +126,7 @@ def test_curvature_runs_in_float32_and_stays_on_device():
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [({"k": 0}, "k"), ({"tol": 0.0}, "tol"), ({"tol": 1.5}, "tol"), ({"init": torch.zeros(3)}, "init")],
+    [({"k": 0}, "k"), ({"eig_tol": 0.0}, "eig_tol"), ({"eig_tol": 1.5}, "eig_tol"), ({"init": torch.zeros(3)}, "init")],
 )
 def test_bad_arguments_name_the_argument(kwargs, name):
     q = quadratic([1.0, 2.0])

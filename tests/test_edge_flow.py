@@ -8,7 +8,10 @@ import torch
 
 import eoslab
 from eoslab import flows
-from eoslab.flows import CentralFlow, EdgeFlow, EdgeState, GradientFlow, compare, edge_covariance, edge_flow_step
+from eoslab.flows import CentralFlow, EdgeFlow, EdgeState, GradientFlow, edge_covariance, edge_flow_step
+from eoslab.flows import edge as flow_edge
+from eoslab.flows.central import _complementarity
+from eoslab.runs import compare
 from eoslab.optim import GD
 from eoslab.problems import function_problem, quadratic
 
@@ -27,16 +30,16 @@ def toy(s0=4.0, c=0.02, x0=1e-3, y0=0.0, dims=1):
 # -- the complementarity problem and the central flow ---------------------------
 def test_complementarity_solver_on_small_cases():
     M = np.eye(2)
-    assert flows._complementarity(M, np.array([-1.0, 2.0])).tolist() == [1.0, 0.0]
-    assert flows._complementarity(M, np.array([1.0, 2.0])).tolist() == [0.0, 0.0]
+    assert _complementarity(M, np.array([-1.0, 2.0])).tolist() == [1.0, 0.0]
+    assert _complementarity(M, np.array([1.0, 2.0])).tolist() == [0.0, 0.0]
     M = np.array([[2.0, 1.0], [1.0, 2.0]])
-    s = flows._complementarity(M, np.array([-3.0, -3.0]))
+    s = _complementarity(M, np.array([-3.0, -3.0]))
     np.testing.assert_allclose(s, [1.0, 1.0])
     # a random PSD case: check the complementarity conditions themselves
     rng = np.random.default_rng(0)
     B = rng.normal(size=(4, 4))
     M, q = B @ B.T, rng.normal(size=4)
-    s = flows._complementarity(M, q)
+    s = _complementarity(M, q)
     w = q + M @ s
     assert (s >= 0).all() and (w >= -1e-9).all() and abs(s @ w) < 1e-9
 
@@ -52,7 +55,7 @@ def test_edge_covariance_on_the_toy_is_two_c_per_direction():
 
 
 def test_central_flow_is_gradient_flow_below_the_edge():
-    q = quadratic([3.0, 1.0], x0=[1.0, -1.0], dtype="float64")
+    q = quadratic([3.0, 1.0], theta0=[1.0, -1.0], dtype="float64")
     values, vectors = torch.tensor([3.0, 1.0], dtype=torch.float64), torch.eye(2, dtype=torch.float64)
     torch.testing.assert_close(flows.central_flow(q, q.theta0, 0.5, values, vectors),
                                flows.gradient_flow(q, q.theta0, 0.5), rtol=0, atol=1e-15)
@@ -63,8 +66,8 @@ def test_central_flow_is_gradient_flow_below_the_edge():
 def test_central_flow_holds_the_toy_at_the_edge_and_predicts_the_average_loss():
     lr, s0, c = 0.5, 3.0, 0.02  # GF sharpens at rate ηc per step from S = 3 past 2/η = 4
     p = toy(s0=s0, c=c, x0=0.0)
-    cf = eoslab.flows.solve(p, CentralFlow(lr, num_eigs=1), 200, num_eigs=1, measure_every=1, progress=False)
-    gf = eoslab.flows.solve(p, GradientFlow(lr), 200, num_eigs=1, measure_every=1, progress=False)
+    cf = eoslab.run(p, CentralFlow(lr, num_eigs=1), 200, num_eigs=1, measure_every=1, progress=False)
+    gf = eoslab.run(p, GradientFlow(lr), 200, num_eigs=1, measure_every=1, progress=False)
     assert gf.sharpness[-1] > 4.5  # 3 + 200 * 0.5 * 0.02 = 5
     assert np.abs(cf.sharpness[120:] - 2 / lr).max() < 1e-6  # reached at t = 100, then held
     np.testing.assert_allclose(cf.extras["sigma2"][120:], 2 * c, rtol=1e-6)
@@ -90,9 +93,9 @@ def test_gd_on_the_toy_oscillates_with_mean_square_two_c():
 @pytest.mark.parametrize("substeps", [1, 2])
 def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monkeypatch, substeps):
     p = eoslab.problems.chebyshev_regression(width=20, dtype="float64")
-    state = EdgeFlow(0.3).start(p, p.theta0)
+    _, state = EdgeFlow(0.3).start(p, p.theta0)
     counts = {"value_and_grad": 0, "hvp": 0, "loss": 0}
-    original_vg, original_loss, original_hvp = p.value_and_grad, p.loss, flows.hvp
+    original_vg, original_loss, original_hvp = p.value_and_grad, p.loss, flow_edge.hvp
 
     def counting_vg(theta, batch_indices=None):
         counts["value_and_grad"] += 1
@@ -109,7 +112,7 @@ def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monke
     monkeypatch.setattr(p, "value_and_grad", counting_vg)
     monkeypatch.setattr(p, "loss", counting_loss)
     monkeypatch.setattr(type(p), "__call__", lambda self, th, b=None: self.loss(th, b))
-    monkeypatch.setattr(flows, "hvp", counting_hvp)
+    monkeypatch.setattr(flow_edge, "hvp", counting_hvp)
     for _ in range(3):
         state = edge_flow_step(p, state, 0.3, substeps=substeps)
     # per (sub)step: ∇L(x + au), ∇L(x - au), and H(x)u, which evaluates the loss once more to build its graph
@@ -119,15 +122,15 @@ def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monke
 @pytest.mark.parametrize("lr_lambda", [1.5, 1.9, 2.0, 2.1, 2.5])
 def test_edge_flow_magnitude_grows_at_log_one_minus_lr_lambda_on_a_quadratic(lr_lambda):
     lr = 0.5
-    q = quadratic([lr_lambda / lr, 0.1, 0.04], x0=[0.01, 1.0, -1.0], dtype="float64")
-    h = eoslab.flows.solve(q, EdgeFlow(lr), 30, num_eigs=0, progress=False)
+    q = quadratic([lr_lambda / lr, 0.1, 0.04], theta0=[0.01, 1.0, -1.0], dtype="float64")
+    h = eoslab.run(q, EdgeFlow(lr), 30, num_eigs=0, progress=False)
     growth = np.diff(np.log(h.extras["magnitude"]))
     np.testing.assert_allclose(growth, math.log(abs(1 - lr_lambda)), atol=1e-6)
 
 
 def test_edge_flow_center_is_gd_without_its_oscillation_on_a_quadratic():
     lr = 0.5
-    q = quadratic([4.0, 0.1, 0.04], x0=[0.01, 1.0, -1.0], dtype="float64")  # ηλ_1 = 2: a period-two orbit
+    q = quadratic([4.0, 0.1, 0.04], theta0=[0.01, 1.0, -1.0], dtype="float64")  # ηλ_1 = 2: a period-two orbit
     runs = compare(q, {"GD": GD(lr), "EF": EdgeFlow(lr)}, steps=40, num_eigs=0)
     gd, center = runs["GD"].snapshots, runs["EF"].snapshots
     # across u the center is GD itself; along u it sits at the valley floor while GD swings by ±a
@@ -143,7 +146,7 @@ def test_edge_flow_center_is_gd_without_its_oscillation_on_a_quadratic():
 def test_edge_flow_reproduces_self_stabilization_on_the_toy():
     # the toy is the two-variable model of Chapter 3: Edge Flow's a² averages 2c over its cycles, like GD's x²
     lr, c = 0.5, 0.005
-    ef = eoslab.flows.solve(toy(s0=3.9, c=c, x0=0.05), EdgeFlow(lr), 1500, num_eigs=0, progress=False)
+    ef = eoslab.run(toy(s0=3.9, c=c, x0=0.05), EdgeFlow(lr), 1500, num_eigs=0, progress=False)
     means = _cycle_means(ef.extras["magnitude"] ** 2, ef.extras["rayleigh"], 2 / lr)
     assert len(means) >= 4
     np.testing.assert_allclose(means, 2 * c, rtol=0.05)
@@ -153,10 +156,10 @@ def test_edge_flow_substeps_on_a_quadratic_are_euler_steps_of_gradient_flow_acro
     # across u the substepped center is explicit Euler on gradient flow, (1 - ηλ/n)^n per step, which tends to
     # gradient flow's exp(-ηλ); the magnitude still changes by exactly |1 - ηλ_1| per step, whatever n
     lr, lam = 0.5, np.array([4.0, 0.1, 0.04])
-    q = quadratic(lam.tolist(), x0=[0.01, 1.0, -1.0], dtype="float64")
+    q = quadratic(lam.tolist(), theta0=[0.01, 1.0, -1.0], dtype="float64")
     steps = 20
     for n in (1, 4, 64):
-        h = eoslab.flows.solve(q, EdgeFlow(lr, substeps=n), steps, num_eigs=0, save_every=1, progress=False)
+        h = eoslab.run(q, EdgeFlow(lr, substeps=n), steps, num_eigs=0, save_every=1, progress=False)
         across = h.snapshots[:, 1:].numpy()
         closed = np.array([[1.0, -1.0]]) * (1 - lr * lam[1:] / n) ** (n * np.arange(steps + 1))[:, None]
         np.testing.assert_allclose(across, closed, rtol=1e-12, atol=1e-15)
@@ -201,7 +204,7 @@ def test_edge_flow_with_substeps_converges_to_the_solution_of_its_equations_on_t
 def test_edge_flow_direction_converges_to_the_closed_form_of_the_oja_flow_on_a_quadratic():
     # on a quadratic H is constant and du/dt = η(Hu - (uᵀHu)u) has the solution u(t) = e^{ηtH}u0 / ‖e^{ηtH}u0‖
     lr, lam = 0.5, np.array([3.0, 2.5, 1.0])
-    q = quadratic(lam.tolist(), x0=[0.0, 0.0, 0.0], dtype="float64")
+    q = quadratic(lam.tolist(), theta0=[0.0, 0.0, 0.0], dtype="float64")
     u0 = torch.tensor([0.2, 0.6, 0.77], dtype=torch.float64)
     u0 = u0 / u0.norm()
     horizon = 10
@@ -224,7 +227,7 @@ def test_edge_flow_direction_step_is_capped_at_one_over_rho():
     # u + (Hu - ρu)/ρ = Hu/ρ, one power iteration, and with two substeps (step η/2 = 1/ρ) two of them
     lr = 0.5
     lam = torch.tensor([5.0, 3.0, 0.0], dtype=torch.float64)
-    q = quadratic(lam.tolist(), x0=[0.0, 0.0, 0.0], dtype="float64")
+    q = quadratic(lam.tolist(), theta0=[0.0, 0.0, 0.0], dtype="float64")
     u = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64) / math.sqrt(2)  # ρ = (5 + 3)/2 = 4 = 2/η
     zero = torch.zeros(3, dtype=torch.float64)
     one = edge_flow_step(q, EdgeState(zero, u, 1e-3), lr)
@@ -238,8 +241,8 @@ def test_edge_flow_direction_step_is_capped_at_one_over_rho():
 
 def test_edge_flow_substeps_default_is_one_step():
     p = toy(s0=3.9, c=0.005, x0=0.05)
-    one = eoslab.flows.solve(p, EdgeFlow(0.5), 50, num_eigs=0, save_every=1, progress=False)
-    explicit = eoslab.flows.solve(p, EdgeFlow(0.5, substeps=1), 50, num_eigs=0, save_every=1, progress=False)
+    one = eoslab.run(p, EdgeFlow(0.5), 50, num_eigs=0, save_every=1, progress=False)
+    explicit = eoslab.run(p, EdgeFlow(0.5, substeps=1), 50, num_eigs=0, save_every=1, progress=False)
     torch.testing.assert_close(one.snapshots, explicit.snapshots, rtol=0, atol=0)
     assert EdgeFlow(0.5, substeps=4).label == "Edge Flow (lr=0.5, 4 substeps)"
 
@@ -255,7 +258,7 @@ def test_edge_flow_validates():
 
 # -- mitigation and analysis helpers ---------------------------------------------
 def test_midpoints_recover_the_center_of_a_period_two_orbit():
-    q = quadratic([4.0], x0=[0.3], dtype="float64")  # ηλ = 2: θ_t = ±0.3
+    q = quadratic([4.0], theta0=[0.3], dtype="float64")  # ηλ = 2: θ_t = ±0.3
     gd = eoslab.run(q, GD(0.5), 6, num_eigs=0, save_every=1, progress=False)
     mid = eoslab.analysis.midpoints(gd)
     assert mid.shape == (5, 1) and float(mid.abs().max()) == 0.0
@@ -268,7 +271,7 @@ def test_midpoints_recover_the_center_of_a_period_two_orbit():
 def test_oscillation_cap_holds_the_oscillation_on_a_quadratic_beyond_the_edge():
     from eoslab.optim import OscillationCap
 
-    q = quadratic([5.0], x0=[0.01], dtype="float64")  # η = 0.5: ηλ = 2.5, GD grows by 1.5 per step
+    q = quadratic([5.0], theta0=[0.01], dtype="float64")  # η = 0.5: ηλ = 2.5, GD grows by 1.5 per step
     gd = eoslab.run(q, GD(0.5), 30, num_eigs=0, save_every=1, progress=False)
     capped = eoslab.run(q, OscillationCap(0.5, cap=0.05), 30, num_eigs=0, save_every=1, progress=False)
     assert gd.diverged and abs(float(gd.snapshots[-1, 0])) > 5

@@ -9,7 +9,7 @@ import torch
 from eoslab.curvature import hessian
 from eoslab.plotting import plot_eoss, plot_eoss_phase
 from eoslab.problems import digits_eoss
-from eoslab.optim import HeavyBall
+from eoslab.optim import GD, HeavyBall, Nesterov
 from eoslab.runs import run
 from eoslab.stochastic import eoss_levels, eoss_run, plateau_table, rank_one_batches, revisit_level
 
@@ -26,7 +26,7 @@ def test_levels_are_the_linear_stability_thresholds():
 def test_predicted_level_follows_the_regime():
     import dataclasses
 
-    r = eoss_run(digits_eoss(n=40, widths=(6,)), 0.1, 8, steps=4, measurements=1, progress=False)
+    r = eoss_run(digits_eoss(n=40, widths=(6,)), GD(0.1), 8, steps=4, measure_every=4, progress=False)
     assert r.predicted_level == pytest.approx(20.0)  # plain SGD: 2/η
     momentum = dataclasses.replace(r, beta=0.9, levels=eoss_levels(0.1, 0.9))
     assert momentum.predicted_level == pytest.approx(2.0)  # small batch: 2(1-β)/η
@@ -109,20 +109,27 @@ def tiny_digits():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(batch_size=0), r"batch_size.*1"),
     (dict(batch_size=41), r"batch_size.*40"),
-    (dict(batch_size=8, beta=1.0), r"beta.*\[0, 1\)"),
-    (dict(batch_size=8, lr=0.0), "lr"),
-    (dict(batch_size=8, measurements=0), "measurements"),
+    (dict(batch_size=8, measure_every=0), "measure_every"),
 ])
 def test_eoss_run_rejects_bad_input(tiny_digits, kwargs, match):
-    args = dict(lr=0.1) | kwargs
     with pytest.raises(ValueError, match=match):
-        eoss_run(tiny_digits, args.pop("lr"), args.pop("batch_size"), steps=10, progress=False, **args)
+        eoss_run(tiny_digits, GD(0.1), kwargs.pop("batch_size"), steps=10, progress=False, **kwargs)
+    with pytest.raises(TypeError, match="GD or eoslab.optim.HeavyBall"):
+        eoss_run(tiny_digits, Nesterov(0.1, 0.9), 8, steps=10, progress=False)
+
+
+def test_eoss_run_keeps_its_old_signature_for_one_release_with_a_warning(tiny_digits):
+    with pytest.warns(DeprecationWarning, match="HeavyBall"):
+        old = eoss_run(tiny_digits, 0.3, 4, beta=0.5, steps=20, measurements=2, progress=False)
+    new = eoss_run(tiny_digits, HeavyBall(0.3, 0.5), 4, steps=20, measure_every=10, progress=False)
+    np.testing.assert_array_equal(old.batch_sharpness, new.batch_sharpness)
+    assert old.beta == new.beta == 0.5
 
 
 def test_eoss_run_measures_what_a_direct_computation_gives(tiny_digits):
     p = tiny_digits
     beta, B = 0.5, 5
-    r = eoss_run(p, 0.3, B, beta=beta, steps=30, measurements=3, rtol=1e-12, max_batches=10, progress=False)
+    r = eoss_run(p, HeavyBall(0.3, beta), B, steps=30, measure_every=10, rtol=1e-12, max_batches=10, progress=False)
     assert r.step.tolist() == [0, 10, 20, 30]
     h = r.history
     for k, t in enumerate(r.step):
@@ -147,16 +154,16 @@ def test_eoss_run_measures_what_a_direct_computation_gives(tiny_digits):
 
 
 def test_eoss_run_is_deterministic_and_full_batch_by_default(tiny_digits):
-    a = eoss_run(tiny_digits, 0.3, 4, steps=20, measurements=2, progress=False)
-    b = eoss_run(tiny_digits, 0.3, 4, steps=20, measurements=2, progress=False)
+    a = eoss_run(tiny_digits, GD(0.3), 4, steps=20, measure_every=10, progress=False)
+    b = eoss_run(tiny_digits, GD(0.3), 4, steps=20, measure_every=10, progress=False)
     np.testing.assert_array_equal(a.batch_sharpness, b.batch_sharpness)
-    full = eoss_run(tiny_digits, 0.3, steps=20, measurements=2, progress=False)
+    full = eoss_run(tiny_digits, GD(0.3), steps=20, measure_every=10, progress=False)
     assert full.full_batch and full.batch_size == 40 and full.history.batch_size is None
     assert full.label == "η=0.3, β=0, full batch"
 
 
 def test_a_divergent_run_stops_cleanly_and_has_no_plateau(tiny_digits):
-    r = eoss_run(tiny_digits, 500.0, 8, steps=50, measurements=5, progress=False)
+    r = eoss_run(tiny_digits, GD(500.0), 8, steps=50, measure_every=10, progress=False)
     assert r.diverged_at is not None and "diverged at step" in repr(r)
     with pytest.raises(ValueError, match="diverged at step"):
         r.plateau()

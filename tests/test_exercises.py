@@ -64,7 +64,7 @@ def test_edge_right_and_wrong():
 
 
 def test_plateau_right_and_wrong():
-    r = eoss_run(digits_eoss(n=40, widths=(6,)), 0.2, 8, steps=20, measurements=2, progress=False)
+    r = eoss_run(digits_eoss(n=40, widths=(6,)), GD(0.2), 8, steps=20, measure_every=10, progress=False)
     level = r.levels.plain
     collapsed = dataclasses.replace(r, batch_sharpness=np.array([1.0, 1.02, 0.98]) * level,
                                     history=dataclasses.replace(r.history, full_loss=np.array([0.5, 0.45, 0.45])))

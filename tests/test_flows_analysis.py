@@ -5,7 +5,7 @@ import torch
 
 from eoslab import History, run
 from eoslab.analysis import distance_by_time, edge_summary
-from eoslab.flows import GradientFlow, solve
+from eoslab.flows import GradientFlow
 from eoslab.optim import GD
 from eoslab.problems import quadratic
 
@@ -15,7 +15,7 @@ from conftest import random_orthogonal
 def test_gradient_flow_matches_the_matrix_exponential(rng):
     Q = random_orthogonal(3, rng)
     lam = torch.tensor([4.0, 1.0, 0.1], dtype=torch.float64)
-    q = quadratic(lam, x0=[1.0, -2.0, 0.5], eigenvectors=Q, dtype="float64")
+    q = quadratic(lam, theta0=[1.0, -2.0, 0.5], eigenvectors=Q, dtype="float64")
     lr, T = 0.3, 20
     times = torch.arange(T + 1, dtype=torch.float64)
     # theta(t) = Q exp(-lr * Lambda * t) Q^T theta0
@@ -23,7 +23,7 @@ def test_gradient_flow_matches_the_matrix_exponential(rng):
     errors = {}
     for alpha in (0.5, 0.05):
         # alpha = 0.5 and 0.05 give 3 and 24 substeps per unit time (h * lr * S = 0.4 and 0.05)
-        h = solve(q, GradientFlow(lr), T, alpha=alpha, save_every=1, measure_every=5, progress=False)
+        h = run(q, GradientFlow(lr, substep_scale=alpha), T, save_every=1, measure_every=5, progress=False)
         errors[alpha] = float((h.snapshots - exact).norm(dim=1).max() / q.theta0.norm())
     assert errors[0.5] < 1e-4
     assert errors[0.05] < 1e-8
@@ -33,8 +33,8 @@ def test_gradient_flow_matches_the_matrix_exponential(rng):
 
 
 def test_gradient_flow_and_small_step_gd_agree_but_large_step_gd_does_not():
-    q = quadratic([2.0, 0.5], x0=[1.0, 1.0], dtype="float64")
-    flow = solve(q, GradientFlow(1.0), 5, save_every=1, progress=False)
+    q = quadratic([2.0, 0.5], theta0=[1.0, 1.0], dtype="float64")
+    flow = run(q, GradientFlow(1.0), 5, save_every=1, progress=False)
     small = run(q, GD(0.01), 500, save_every=100, num_eigs=0, progress=False)
     large = run(q, GD(1.0), 5, save_every=1, num_eigs=0, progress=False)  # eta * lambda_1 = 2: period two
     _, d_small = distance_by_time(small, flow)
@@ -73,12 +73,17 @@ def test_edge_summary_reads_the_phase_after_the_first_crossing():
     assert never.first_step is None and np.isnan(never.median_ratio) and "never reached" in str(never)
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(alpha=0.0), "alpha"), (dict(alpha=3.0), "alpha"),
-                                          (dict(max_substep=2.0), "max_substep"), (dict(steps=-1), "steps")])
-def test_solve_validates_its_arguments(kwargs, name):
-    q = quadratic([1.0])
-    kwargs = {"steps": 3, **kwargs}
+@pytest.mark.parametrize("kwargs, name", [(dict(substep_scale=0.0), "substep_scale"),
+                                          (dict(substep_scale=3.0), "substep_scale"),
+                                          (dict(max_substep=2.0), "max_substep")])
+def test_flows_validate_their_integrator_settings(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        solve(q, GradientFlow(0.1), progress=False, **kwargs)
-    with pytest.raises(TypeError, match="flow"):
-        solve(q, GD(0.1), 3)
+        GradientFlow(0.1, **kwargs)
+
+
+def test_run_refuses_what_is_not_a_method_and_a_negative_length():
+    q = quadratic([1.0])
+    with pytest.raises(ValueError, match="steps"):
+        run(q, GradientFlow(0.1), -1, progress=False)
+    with pytest.raises(TypeError, match="Method"):
+        run(q, lambda th: th, 3)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import eoslab
-from eoslab.flows import toy_manifold_flow
+from eoslab.manifold import toy_manifold_flow
 from eoslab.optim import GD, NormalizedGD, SqrtLossGD
 from eoslab.problems import manifold_toy, quadratic
 
@@ -20,7 +20,7 @@ def test_normalized_gd_takes_steps_of_length_lr_and_stops_at_a_critical_point():
 
 
 def test_sqrt_loss_gd_is_gd_on_the_square_root_and_stops_at_the_minimum():
-    q = quadratic([2.0, 8.0], x0=[1.0, 0.5], dtype="float64")
+    q = quadratic([2.0, 8.0], theta0=[1.0, 0.5], dtype="float64")
     theta = q.theta0.clone().requires_grad_(True)
     (g_sqrt,) = torch.autograd.grad(torch.sqrt(q(theta)), theta)
     new, step = SqrtLossGD(0.1).update(q.theta0, q.A @ q.theta0, None, loss=q(q.theta0))
@@ -41,7 +41,7 @@ def test_non_finite_gradients_are_reported_as_divergence():
 
 
 def test_normalized_gd_on_a_quadratic_ends_in_a_two_cycle_at_the_edge():
-    q = quadratic([1.0, 0.4], x0=[1.0, 1.0], dtype="float64")
+    q = quadratic([1.0, 0.4], theta0=[1.0, 1.0], dtype="float64")
     h = eoslab.run(q, NormalizedGD(1.0), 60, num_eigs=0, save_every=1, progress=False)
     tail = h.snapshots[-10:]
     assert float(tail[:, 1].abs().max()) < 1e-12  # the small-curvature coordinate is gone
@@ -73,7 +73,7 @@ def test_the_toy_manifold_flows_solve_their_equations():
 def test_drift_along_the_manifold_follows_the_limiting_flow_on_the_toy(method, optimizer):
     lr = 0.02
     steps = round(1.5 / lr**2)
-    h = eoslab.run(manifold_toy(x0=(2.0, 0.3), dtype="float64"), optimizer(lr), steps, num_eigs=0, save_every=1,
+    h = eoslab.run(manifold_toy(theta0=(2.0, 0.3), dtype="float64"), optimizer(lr), steps, num_eigs=0, save_every=1,
                    progress=False)
     x, y = h.snapshots[:, 0].numpy(), h.snapshots[:, 1].numpy()
     # phase I: Θ(1/η) steps to get within O(η) of Γ = {y = 0}

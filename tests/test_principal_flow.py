@@ -12,20 +12,19 @@ from eoslab.flows import (
     GradientFlow,
     IGRFlow,
     PrincipalFlow,
-    compare,
     gradient_flow,
     igr_flow,
     principal_coefficients,
     principal_flow,
-    solve,
 )
+from eoslab.runs import compare, run
 from eoslab.optim import DAL, GD
 from eoslab.problems import chebyshev_regression, quadratic
 
 
 def authors_quadratic():
     """E(θ) = θᵀ diag(1, 0.01) θ: Hessian eigenvalues 2 and 0.02, start (-0.35, -0.2)."""
-    return quadratic([2.0, 0.02], x0=[-0.35, -0.2], dtype="float64")
+    return quadratic([2.0, 0.02], theta0=[-0.35, -0.2], dtype="float64")
 
 
 # -- the vector fields ---------------------------------------------------------
@@ -82,8 +81,9 @@ def test_principal_flow_refuses_large_problems():
 @pytest.mark.parametrize("lr", [0.5, 0.9, 1.0, 1.05])
 def test_principal_flow_is_gd_at_integer_times_on_the_authors_quadratic(lr):
     E = authors_quadratic()
-    runs = compare(E, {"GD": GD(lr), "GF": GradientFlow(lr), "IGR": IGRFlow(lr), "PF": PrincipalFlow(lr)},
-                   steps=8, alpha=0.05, num_eigs=0)
+    fine = dict(substep_scale=0.05)
+    runs = compare(E, {"GD": GD(lr), "GF": GradientFlow(lr, **fine), "IGR": IGRFlow(lr, **fine),
+                       "PF": PrincipalFlow(lr, **fine)}, steps=8, num_eigs=0)
     gd = runs["GD"].snapshots
     rel = {k: float(((h.snapshots - gd).norm(dim=1) / gd.norm(dim=1)).max()) for k, h in runs.items()}
     assert rel["PF"] < 1e-6
@@ -95,8 +95,8 @@ def test_principal_flow_oscillates_between_integer_times():
     # ηλ = 1.8: GD flips the sign along u each step; PF's real part passes through 0 at half steps
     E = authors_quadratic()
     lr = 0.9
-    half = solve(E, PrincipalFlow(lr), 1, alpha=0.05, max_substep=0.5, num_eigs=0, save_every=1,
-                 progress=False)
+    half = run(E, PrincipalFlow(lr, substep_scale=0.05, max_substep=0.5), 1, num_eigs=0, save_every=1,
+               progress=False)
     assert half.snapshots[1, 0] == pytest.approx(-0.35 * (1 - lr * 2.0), rel=1e-6)
     v = E.theta0.to(torch.complex128)
     for _ in range(200):  # half a step of the flow, by hand, 200 RK4 substeps
@@ -110,8 +110,8 @@ def _distances(lr_times_s, steps):
     p = chebyshev_regression(width=30, dtype="float64")
     S0 = float(torch.linalg.eigvalsh(hessian(p, p.theta0))[-1])
     lr = lr_times_s / S0
-    runs = compare(p, {"GD": GD(lr), "GF": GradientFlow(lr), "PF": PrincipalFlow(lr)}, steps=steps,
-                   alpha=0.2, num_eigs=0)
+    runs = compare(p, {"GD": GD(lr), "GF": GradientFlow(lr, substep_scale=0.2),
+                       "PF": PrincipalFlow(lr, substep_scale=0.2)}, steps=steps, num_eigs=0)
     gd = runs["GD"].snapshots
     return {k: (runs[k].snapshots - gd).norm(dim=1).numpy()[1:] for k in ("GF", "PF")}
 
@@ -134,7 +134,7 @@ def test_dal_with_p_zero_is_gd_and_records_its_step_sizes():
 
 
 def test_dal_step_is_two_over_the_curvature_along_the_gradient_capped():
-    q = quadratic([4.0, 1.0], x0=[1.0, 1.0], dtype="float64")
+    q = quadratic([4.0, 1.0], theta0=[1.0, 1.0], dtype="float64")
     g = q.A @ q.theta0
     curvature = float((q.A @ g).norm() / g.norm())  # sqrt(16² + 1) / sqrt(17)
     _, step = DAL(0.1, p=1).update(q.theta0, g, None, loss_fn=q)
@@ -170,9 +170,13 @@ def test_dal_validates():
         DAL(0.1, p=1).update(torch.zeros(2), torch.ones(2), None)
 
 
-def test_compare_rejects_what_is_neither_optimizer_nor_flow():
-    with pytest.raises(TypeError, match="optimizers or flows"):
+def test_compare_rejects_what_is_not_a_method_and_labels_that_collide():
+    with pytest.raises(TypeError, match="must be an eoslab Method"):
         compare(quadratic([1.0]), [GD(0.1), "gd"], steps=2)
+    with pytest.raises(ValueError, match="two methods have the label 'GD"):
+        compare(quadratic([1.0]), [GD(0.1), GD(0.1)], steps=2)
+    named = compare(quadratic([1.0]), {"a": GD(0.1), "b": GD(0.1)}, steps=2)
+    assert list(named) == ["a", "b"]
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from conftest import random_orthogonal
 
 def test_quadratic_loss_gradient_and_eigen_decomposition(rng):
     Q = random_orthogonal(4, rng)
-    q = quadratic([0.5, 3.0, -1.0, 2.0], x0=[1.0, 2.0, 3.0, 4.0], eigenvectors=Q, dtype="float64")
+    q = quadratic([0.5, 3.0, -1.0, 2.0], theta0=[1.0, 2.0, 3.0, 4.0], eigenvectors=Q, dtype="float64")
     A = Q @ torch.diag(torch.tensor([0.5, 3.0, -1.0, 2.0], dtype=torch.float64)) @ Q.T
     x = q.theta0
     assert float(q.loss(x)) == pytest.approx(float(0.5 * x @ A @ x))
@@ -28,7 +28,7 @@ def test_quadratic_loss_gradient_and_eigen_decomposition(rng):
 
 
 def test_quadratic_closed_form_gradient_equals_autograd():
-    q = quadratic([4.0, 1.0], x0=[0.3, -0.7], dtype="float64")
+    q = quadratic([4.0, 1.0], theta0=[0.3, -0.7], dtype="float64")
     _, closed = q.value_and_grad(q.theta0)
     theta = q.theta0.clone().requires_grad_(True)
     q.loss(theta).backward()
@@ -84,9 +84,9 @@ def test_to_changes_dtype_and_keeps_integer_labels():
 
 
 def test_toys():
-    toy = manifold_toy(x0=(2.0, 0.5), dtype="float64")
+    toy = manifold_toy(theta0=(2.0, 0.5), dtype="float64")
     assert float(toy.loss(toy.theta0)) == pytest.approx(5 * 0.25)
-    net = scalar_two_layer(x0=(2.0, 0.25), target=1.0, dtype="float64")
+    net = scalar_two_layer(theta0=(2.0, 0.25), target=1.0, dtype="float64")
     assert float(net.loss(net.theta0)) == pytest.approx(0.125)
     f = function_problem(lambda t: (t**4).sum(), [1.0, 2.0], dtype="float64")
     assert float(f(f.theta0)) == 17.0
@@ -100,7 +100,7 @@ def test_toys():
         (lambda: digits_classification(n=5000), "n"),
         (lambda: chebyshev_regression(width=0), "width"),
         (lambda: chebyshev_regression(init_scale=-1), "scale"),
-        (lambda: quadratic([1.0, 2.0], x0=[1.0]), "x0"),
+        (lambda: quadratic([1.0, 2.0], theta0=[1.0]), "theta0"),
         (lambda: quadratic([1.0, 2.0], eigenvectors=torch.ones(2, 2)), "eigenvectors"),
         (lambda: quadratic([1.0], dtype="float16"), "dtype"),
         (lambda: chebyshev_regression(device="tpu9"), "device"),

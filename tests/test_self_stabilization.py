@@ -9,7 +9,9 @@ import torch
 
 from eoslab import hessian
 from eoslab import self_stabilization as ss
-from eoslab.curvature import sharpness_gradient, taylor_center, third_derivative
+from eoslab.curvature import sharpness_gradient, third_derivative
+from eoslab.self_stabilization import taylor_center
+from eoslab.optim import GD, HeavyBall
 from eoslab.problems import chebyshev_regression, function_problem, quadratic
 
 
@@ -75,8 +77,8 @@ def test_taylor_center_constants_on_an_explicit_toy():
 
 
 def test_taylor_center_sign_alignment_keeps_u_continuous(tiny_mlp):
-    c0 = taylor_center(tiny_mlp, tiny_mlp.theta0, tol=1e-8)
-    c1 = taylor_center(tiny_mlp, tiny_mlp.theta0 - 1e-3 * c0.grad, u=-c0.u, tol=1e-8)
+    c0 = taylor_center(tiny_mlp, tiny_mlp.theta0, eig_tol=1e-8)
+    c1 = taylor_center(tiny_mlp, tiny_mlp.theta0 - 1e-3 * c0.grad, u=-c0.u, eig_tol=1e-8)
     assert float(c1.u @ c0.u) < -0.99
 
 
@@ -161,16 +163,20 @@ def test_predicted_step_is_linear_gd_on_a_quadratic():
 
 def test_find_edge_validates():
     with pytest.raises(TypeError, match="problem"):
-        ss.find_edge(lambda th: th.sum(), 0.1, 10)
+        ss.find_edge(lambda th: th.sum(), GD(0.1), 10)
     with pytest.raises(ValueError, match="lr"):
-        ss.find_edge(chebyshev_regression(), -0.1, 10, progress=False)
+        ss.find_edge(chebyshev_regression(), GD(-0.1), 10, progress=False)
+    with pytest.raises(ValueError, match="stateless"):
+        ss.find_edge(chebyshev_regression(), HeavyBall(0.1, 0.9), 10, progress=False)
+    with pytest.warns(DeprecationWarning, match="GD"):
+        assert ss.find_edge(quadratic([3.0]), 0.7, 5, progress=False).step == 0
 
 
 def test_find_edge_on_a_quadratic_never_reaching_the_edge():
     q = quadratic([3.0, 1.0])
-    crossing = ss.find_edge(q, lr=0.5, max_steps=50, progress=False)  # 2/η = 4 > 3
+    crossing = ss.find_edge(q, GD(0.5), max_steps=50, progress=False)  # 2/η = 4 > 3
     assert crossing.step is None
-    crossing = ss.find_edge(q, lr=0.7, max_steps=50, progress=False)  # 2/η ≈ 2.86 < 3
+    crossing = ss.find_edge(q, GD(0.7), max_steps=50, progress=False)  # 2/η ≈ 2.86 < 3
     assert crossing.step == 0
 
 
@@ -198,14 +204,14 @@ def test_seed_oscillation_puts_the_toy_on_its_floor_and_displaces_it_along_u():
 def test_predicted_dynamics_follow_gd_through_the_first_cycle_on_the_chebyshev_network():
     problem = chebyshev_regression()
     lr = 0.3
-    crossing = ss.find_edge(problem, lr, max_steps=5000, progress=False)
+    crossing = ss.find_edge(problem, GD(lr), max_steps=5000, progress=False)
     # the first step at the edge: S reaches 2/η there and not one step earlier
     assert crossing.step is not None and crossing.sharpness >= 2 / lr
     assert crossing.checked_sharpness[-2] < 2 / lr and crossing.checked_step[-2] == crossing.step - 1
     # the oscillation single precision leaves there is rounding noise: seed a larger one, as chapter 3 does
     start = ss.seed_oscillation(problem, crossing.theta, 1e-6, u=crossing.u)
     assert abs(start.x_before) < 5e-7
-    lock = ss.track(problem, lr, start.theta, 250, progress=False)
+    lock = ss.track(problem, GD(lr), start.theta, 250, progress=False)
     assert lock.diverged_at is None
     # the constrained trajectory stays on the boundary of M
     assert np.abs(lock.dagger_sharpness - 2 / lr).max() < 1e-3

@@ -1,0 +1,171 @@
+r"""The central flow (Cohen, Damian, Talwalkar, Kolter, Lee 2025): GD's time-averaged path at the edge."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import torch
+
+from .._validation import check_int, check_positive, check_real
+from ..curvature import HessianOperator, top_eigenpairs
+from .base import Flow
+
+__all__ = ["CentralFlow", "CentralState", "central_flow", "edge_covariance"]
+
+
+def _complementarity(M, q):
+    """Solve the small linear complementarity problem s >= 0, w = q + M s >= 0, s.w = 0 (M symmetric PSD).
+
+    By enumerating the active sets (k <= 8 eigenvalues: at most 256 tiny solves),
+    preferring the smallest active set that works.
+    """
+    k = len(q)
+    for size in range(k + 1):
+        for active in map(list, combinations(range(k), size)):
+            s = np.zeros(k)
+            if active:
+                idx = np.array(active)
+                s[idx] = np.linalg.lstsq(M[np.ix_(idx, idx)], -q[idx], rcond=None)[0]
+            w = q + M @ s
+            scale = 1e-9 * (1.0 + np.abs(q).max())
+            if (s >= -scale).all() and (w >= -scale).all():
+                return np.clip(s, 0.0, None)
+    raise RuntimeError("the central flow's complementarity problem has no solution")
+
+
+def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, operator=None):
+    r"""The central flow's :math:`\sigma_i^2 \ge 0` along the tracked eigenvectors.
+
+    With :math:`G = [\nabla\lambda_1, \dots, \nabla\lambda_k]` (each
+    :math:`\nabla\lambda_i = \nabla^3 L[u_i, u_i]`) and :math:`g = \nabla L`, the
+    flow :math:`\dot\theta = -\eta(g + \tfrac12 G\sigma^2)` changes the eigenvalues
+    at the rates :math:`\dot\lambda = -\eta(G^\top g + \tfrac12 G^\top G\,\sigma^2)`.
+    :math:`\sigma^2` solves the complementarity problem
+
+    .. math::
+        \sigma^2 \ge 0, \quad w = G^\top g + \frac{2/\eta - \lambda}{\eta\tau}
+        + \tfrac12 G^\top G\,\sigma^2 \ge 0, \quad \sigma^2\cdot w = 0,
+
+    that is :math:`\dot\lambda_i \le (2/\eta - \lambda_i)/\tau`: no eigenvalue
+    rises past :math:`2/\eta`, and one that has drifted above it (by the
+    discretization) is pulled back with time constant ``tau`` steps. As
+    :math:`\tau \to 0` this is the central flow's condition
+    :math:`\dot\lambda_i \le 0` at :math:`\lambda_i = 2/\eta` (the barrier form is
+    our discretization). This restricts the authors' semidefinite
+    complementarity problem, over all :math:`\Sigma \succeq 0` on the top
+    eigenspace, to :math:`\Sigma = \sum_i \sigma_i^2 u_iu_i^\top`, diagonal in
+    the tracked eigenvectors (no off-diagonal entries, and only the diagonal
+    entries of the projected Hessian are held below :math:`2/\eta`). The
+    restricted problem is a linear complementarity problem, solved here
+    exactly; it approximates theirs, and coincides with it when a single
+    eigenvalue is at the edge.
+
+    ``operator``, a :class:`~eoslab.curvature.HessianOperator` built at
+    ``theta`` (for instance the one the eigenpairs came from), lends its
+    gradient graph to the third derivatives.
+
+    Returns
+    -------
+    sigma2 : torch.Tensor, shape (k,)
+    G : torch.Tensor, shape (P, k)
+    g : torch.Tensor
+        The gradient at ``theta``.
+    """
+    k = eigenvectors.shape[1]
+    op = HessianOperator(problem, theta) if operator is None else operator
+    G = torch.stack([op.third_derivative(eigenvectors[:, i]) for i in range(k)], dim=1)
+    g = op.gradient
+    q = (G.T @ g + (2.0 / lr - eigenvalues) / (lr * tau)).detach().cpu().double().numpy()
+    M = (0.5 * G.T @ G).detach().cpu().double().numpy()
+    sigma2 = torch.as_tensor(_complementarity(M, q), dtype=theta.dtype, device=theta.device)
+    return sigma2, G, g
+
+
+def central_flow(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, operator=None):
+    r"""The central flow in step units, :math:`-\eta\left(\nabla L + \tfrac12\sum_i\sigma_i^2\nabla\lambda_i\right)`.
+
+    ``eigenvalues`` and ``eigenvectors`` (columns) are the tracked top
+    eigenpairs at ``theta``; :math:`\sigma^2` comes from :func:`edge_covariance`.
+    With one eigenvalue at :math:`2/\eta` this is
+    :math:`-\eta[\nabla L + \tfrac12\sigma^2\nabla S]` with
+    :math:`\sigma^2 = 2\langle -\nabla L, \nabla S\rangle / \|\nabla S\|^2`:
+    gradient flow projected onto :math:`\{S \le 2/\eta\}`.
+    """
+    sigma2, G, g = edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, tau=tau, operator=operator)
+    return _central_velocity(lr, g, G, sigma2)
+
+
+def _central_velocity(lr, g, G, sigma2):
+    """The central flow's field from the gradient, the ∇λ_i (columns of G) and the σ_i²."""
+    return -lr * (g + 0.5 * (G @ sigma2))
+
+
+@dataclass
+class CentralState:
+    """The central flow's state: the tracked eigenvectors (warm starts) and the field :meth:`CentralFlow.observe`
+    computed at the current point, which the step's first evaluation there reuses."""
+
+    vectors: torch.Tensor | None = None
+    point: torch.Tensor | None = None
+    velocity: torch.Tensor | None = None
+
+
+class CentralFlow(Flow):
+    r"""The central flow (see :func:`central_flow`), integrated by explicit Euler.
+
+    Tracks the top ``num_eigs`` eigenpairs with warm-started Lanczos at every
+    evaluation. Records, in ``History.extras``, ``sigma2`` (the total
+    :math:`\sum_i\sigma_i^2`) and ``predicted_loss``, the central flow's
+    prediction of GD's time-averaged loss,
+    :math:`L(\theta) + \tfrac12\sum_i \sigma_i^2\lambda_i`.
+
+    Parameters
+    ----------
+    lr : float
+    num_eigs : int
+        Eigenvalues allowed at the edge at once.
+    tau : float
+        Time constant (in steps) of the pull back to :math:`2/\eta`.
+    eig_tol : float
+        Eigen-solver residual tolerance.
+    substep_scale, max_substep : float
+        The integrator's accuracy (see :class:`~eoslab.flows.Flow`).
+    """
+
+    integrator = "euler"
+
+    def __init__(self, lr, *, num_eigs=3, tau=1.0, eig_tol=1e-6, substep_scale=0.5, max_substep=1.0):
+        super().__init__(lr, substep_scale=substep_scale, max_substep=max_substep)
+        self.num_eigs = check_int("num_eigs", num_eigs, low=1, high=8)
+        self.tau = check_positive("tau", tau)
+        self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+
+    def init(self, theta, problem=None):
+        return CentralState()
+
+    def _field(self, problem, theta, state):
+        """(eigenvalues, sigma2, velocity, loss) at ``theta``: one Hessian operator for the eigenpairs and ∇λ_i."""
+        op = HessianOperator(problem, theta)
+        k = min(self.num_eigs, theta.numel())
+        eig = top_eigenpairs(problem, theta, k=k, eig_tol=self.eig_tol, init=state.vectors, operator=op)
+        state.vectors = eig.vectors
+        sigma2, G, g = edge_covariance(problem, theta, self.lr, eig.values, eig.vectors, tau=self.tau, operator=op)
+        return eig.values, sigma2, _central_velocity(self.lr, g, G, sigma2), float(op.value)
+
+    def _velocity_at(self, problem, state):
+        def velocity(z):
+            if state.point is z:  # computed by observe at this very point
+                return state.velocity
+            return self._field(problem, z, state)[2]
+
+        return velocity
+
+    def observe(self, problem, theta, state):
+        values, sigma2, velocity, loss = self._field(problem, theta, state)
+        state.point, state.velocity = theta, velocity
+        return {"sigma2": float(sigma2.sum()), "predicted_loss": loss + 0.5 * float(sigma2 @ values)}
+
+    @property
+    def label(self):
+        return f"central flow (lr={self.lr:g})"
