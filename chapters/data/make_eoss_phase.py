@@ -14,6 +14,7 @@ import json
 import pathlib
 import time
 
+from eoslab.optim import GD, HeavyBall
 from eoslab.problems import digits_eoss
 from eoslab.stochastic import eoss_run, plateau_table
 
@@ -31,7 +32,8 @@ def main():
     runs, start = [], time.time()
     for beta, lr in SETTINGS:
         for batch in BATCH_SIZES:
-            r = eoss_run(problem, lr, batch, beta=beta, steps=STEPS, device=args.device, progress=False)
+            method = HeavyBall(lr, beta) if beta > 0 else GD(lr)
+            r = eoss_run(problem, method, batch, steps=STEPS, device=args.device, progress=False)
             print(f"{r!r}  ({time.time() - start:.0f} s)", flush=True)
             runs.append(r)
     rows = plateau_table(runs)
