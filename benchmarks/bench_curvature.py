@@ -289,7 +289,7 @@ def main(argv=None):
     ref_rows = []
     for label, th, _, _ in states:
         th64 = th.to(torch.float64)
-        ref, t_ref = timed(lambda: eoslab.top_eigenpairs(problem64, th64, k=3, tol=1e-8, max_iter=500), device)
+        ref, t_ref = timed(lambda: eoslab.top_eigenpairs(problem64, th64, k=3, eig_tol=1e-8, max_iter=500), device)
         vals = ref.values.cpu().numpy()
         refs[label] = ref
         ref_rows.append([label, *(f"{x:.6f}" for x in vals), f"{vals[1] / vals[0]:.4f}",
@@ -301,14 +301,14 @@ def main(argv=None):
             "seconds": t_ref, "converged": ref.converged,
         }
     print()
-    print("  reference: top_eigenpairs(float64 copy, k=3, tol=1e-8, max_iter=500)")
+    print("  reference: top_eigenpairs(float64 copy, k=3, eig_tol=1e-8, max_iter=500)")
     print_table(["state", "lambda1", "lambda2", "lambda3", "l2/l1", "max rel resid", "products", "s", "converged"],
                 ref_rows)
 
     # -- 2./3. top_eigenpairs: cold vs warm, accuracy ---------------------------------
-    section("3. eoslab.top_eigenpairs(tol=1e-3): products, time, accuracy vs the float64 reference")
+    section("3. eoslab.top_eigenpairs(eig_tol=1e-3): products, time, accuracy vs the float64 reference")
     # warm-up of the Lanczos path (allocations, eigh)
-    eoslab.top_eigenpairs(problem, states[0][1], k=1, tol=1e-3)
+    eoslab.top_eigenpairs(problem, states[0][1], k=1, eig_tol=1e-3)
     rows = []
     prev_vectors = {}   # (state, k, lag) -> vectors computed at the earlier point (for scipy below)
     results["top_eigenpairs"] = []
@@ -319,7 +319,7 @@ def main(argv=None):
             # cold: a different random start for each repeat (seed = 0..R-1)
             counts, times, errs, errs_all, sins = [], [], [], [], []
             for seed in range(R):
-                res, dt = timed(lambda: eoslab.top_eigenpairs(problem, th, k=k, tol=1e-3, seed=seed), device)
+                res, dt = timed(lambda: eoslab.top_eigenpairs(problem, th, k=k, eig_tol=1e-3, seed=seed), device)
                 e = rel_errors(res.values.cpu().numpy(), ref_vals)
                 counts.append(res.num_products); times.append(dt)
                 errs.append(float(e[0])); errs_all.append(float(e.max())); sins.append(sin_angle(res.vectors[:, 0], ref.vectors[:, 0]))
@@ -331,10 +331,10 @@ def main(argv=None):
                 "rel_err_lambda1": errs, "max_rel_err": errs_all, "sin_v1": sins})
             # warm: eigenvectors measured (cold, tol=1e-3) 1 and 10 steps earlier
             for lag, th_prev in ((1, th_1), (10, th_10)):
-                init = eoslab.top_eigenpairs(problem, th_prev, k=k, tol=1e-3).vectors
+                init = eoslab.top_eigenpairs(problem, th_prev, k=k, eig_tol=1e-3).vectors
                 prev_vectors[(label, k, lag)] = init
-                res, _ = timed(lambda: eoslab.top_eigenpairs(problem, th, k=k, tol=1e-3, init=init), device)
-                t_med, times = median_time(lambda: eoslab.top_eigenpairs(problem, th, k=k, tol=1e-3, init=init),
+                res, _ = timed(lambda: eoslab.top_eigenpairs(problem, th, k=k, eig_tol=1e-3, init=init), device)
+                t_med, times = median_time(lambda: eoslab.top_eigenpairs(problem, th, k=k, eig_tol=1e-3, init=init),
                                            R, device, warmup=0)
                 e = rel_errors(res.values.cpu().numpy(), ref_vals)
                 s1 = sin_angle(res.vectors[:, 0], ref.vectors[:, 0])
@@ -435,7 +435,7 @@ def main(argv=None):
         assert np.array_equal(hist.snapshot_step, hist.eig_step)
         ref_top = []
         for th in hist.snapshots:
-            ref = eoslab.top_eigenpairs(problem64, th.to(device=device, dtype=torch.float64), k=2, tol=1e-8,
+            ref = eoslab.top_eigenpairs(problem64, th.to(device=device, dtype=torch.float64), k=2, eig_tol=1e-8,
                                         max_iter=500)
             ref_top.append(ref.values.cpu().numpy())
         ref_top = np.asarray(ref_top)
@@ -459,7 +459,7 @@ def main(argv=None):
     print(f"  warm = every measurement after the first, each started from the previous eigenvector (eig_tol=1e-3); "
           f"ms / measurement = (run time with measurements - without) / measurements; 2/lr = {threshold:g}.")
     print()
-    print("  accuracy of the tracked sharpness vs top_eigenpairs(float64 copy, k=2, tol=1e-8) at the same iterates")
+    print("  accuracy of the tracked sharpness vs top_eigenpairs(float64 copy, k=2, eig_tol=1e-8) at the same iterates")
     print_table(["measuring", "max rel err", "worst step: tracked vs reference", "median rel err",
                  "# > 1e-3", "ref l2/l1 range", "target"], acc_rows)
 
