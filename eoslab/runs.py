@@ -211,15 +211,16 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
         for t in range(steps + 1):
             batch = sampler() if sampler is not None else None
             loss, grad = problem.value_and_grad(theta, batch)
-            view = recorder.record(t, theta, state, loss, grad, full_batch=batch is None)
-            if view is None:  # diverged
+            if not recorder.record(t, theta, state, loss, grad, full_batch=batch is None):  # diverged
                 break
-            if callback is not None:
-                callback(view)
+            if callback is not None or stop is not None:
+                view = recorder.view(t, theta, state)
+                if callback is not None:
+                    callback(view)
+                if stop is not None and t < steps and stop(view):
+                    recorder.stopped_at = t
+                    break
             if t == steps:
-                break
-            if stop is not None and stop(view):
-                recorder.stopped_at = t
                 break
             loss_fn = problem if batch is None else (lambda th, b=batch: problem.loss(th, b))
             theta, state = method.step(problem, theta, state, StepInfo(t, loss, grad, loss_fn, recorder.sharpness))
@@ -262,6 +263,9 @@ class _Recorder:
         self.step_sizes, self.extras = [], {}
         self.vectors, self.sharpness, self.diverged_at, self.stopped_at, self.limit = None, math.nan, None, None, None
         self.theta = None
+        self.threshold = method.threshold
+        self.num_measurements, self.measured_now = 0, False
+        self.progress = bool(progress)
         self.bar = tqdm(total=self.steps, disable=not progress, desc=method.label, leave=False)
 
     def start(self, theta0=None):
@@ -270,30 +274,37 @@ class _Recorder:
         theta = p.theta0 if theta0 is None else check_vector("theta0", theta0, size=p.num_params)
         return theta.detach().to(device=p.device, dtype=p.dtype).clone()
 
-    def _diverged(self, theta, loss_value, grad):
+    def _diverged(self, theta, loss_value, grad_norm):
         if self.limit is None:
             self.limit = self.divergence_factor * max(abs(loss_value), 1e-30)
-        # Finite iff every entry of both is: a float64 sum of float32 or float64 entries overflows only past 1e300,
-        # and inf - inf is nan. One reduction and one read, where isfinite(...).all() costs two of each.
-        finite = math.isfinite(float(grad.sum(dtype=torch.float64) + theta.sum(dtype=torch.float64)))
+        # The gradient's norm is finite iff every entry is (or it overflows, which is divergence too); the point's
+        # float64 sum of float32 or float64 entries overflows only past 1e300, and inf - inf is nan.
+        finite = math.isfinite(grad_norm) and math.isfinite(float(theta.sum(dtype=torch.float64)))
         return not math.isfinite(loss_value) or loss_value > self.limit or not finite
 
+    def view(self, t, theta, state):
+        """The :class:`StepView` of step ``t``, just recorded."""
+        return StepView(t, theta, state, self.losses[-1], self.measured_now,
+                        self.num_measurements - self.measured_now, self.sharpness, self.threshold, self.problem)
+
     def record(self, t, theta, state, loss, grad, *, full_batch=True):
-        """Record step ``t``; return its :class:`StepView`, or ``None`` if the run has diverged."""
+        """Record step ``t``; return ``False`` if the run has diverged there."""
         loss_value = float(loss)
-        if self._diverged(theta, loss_value, grad):
+        grad_norm = float(torch.linalg.vector_norm(grad))
+        if self._diverged(theta, loss_value, grad_norm):
             self.diverged_at = t
-            return None
+            return False
         self.theta = theta
         self.losses.append(loss_value)
-        self.grad_norms.append(float(grad.norm()))
+        self.grad_norms.append(grad_norm)
         if self.save_every is not None and t % self.save_every == 0:
             self.snap_steps.append(t)
             self.snaps.append(theta.detach().cpu().clone())
             buffer = self.method.buffer(state)
             if buffer is not None:  # e.g. a momentum buffer, for momentum-aware curvature
                 self.buffers.append(buffer.detach().cpu().clone())
-        measured = t % self.measure_every == 0 or t == self.steps
+        measured = self.measured_now = t % self.measure_every == 0 or t == self.steps
+        self.num_measurements += measured
         if measured and (self.num_eigs or self.method.needs_sharpness):
             result = top_eigenpairs(self.problem, theta, k=max(self.num_eigs, 1), eig_tol=self.eig_tol,
                                     init=self.vectors, seed=self.seed)
@@ -308,18 +319,17 @@ class _Recorder:
         for key, value in self.method.observe(self.problem, theta, state).items():
             value = value.detach().cpu().numpy().copy() if isinstance(value, torch.Tensor) else float(value)
             self.extras.setdefault(key, []).append(value)
-        view = StepView(t, theta, state, loss_value, measured, len(self.measure_steps), self.sharpness,
-                        self.method.threshold, self.problem)
         if measured and self.measures:
+            view = self.view(t, theta, state)
             self.measure_steps.append(t)
             for name, fn in self.measures.items():
                 value = fn(view)
                 items = value.items() if isinstance(value, dict) else [(None, value)]
                 for key, v in items:
                     self.measured.setdefault(name if key is None else f"{name}.{key}", []).append(float(v))
-        if t < self.steps:
+        if self.progress and t < self.steps:
             self.bar.update(1)
-        return view
+        return True
 
     def history(self, batch_size=None):
         """The :class:`History` of what was recorded."""
@@ -334,7 +344,7 @@ class _Recorder:
             diverged_at=self.diverged_at,
             theta=self.theta if self.theta is not None else self.problem.theta0,
             lr=self.method.lr,
-            threshold=self.method.threshold,
+            threshold=self.threshold,
             label=self.method.label,
             problem_name=self.problem.name,
             batch_size=batch_size,

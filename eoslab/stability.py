@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from ._validation import check_int, check_positive, check_real
 from .optim import GD, HeavyBall, Nesterov, Optimizer
+from .problems import quadratic
+from .runs import run
 from .thresholds import gd_threshold, heavy_ball_threshold, nesterov_threshold
 
 __all__ = [
@@ -72,24 +73,26 @@ def spectral_radius(optimizer, curvature):
 def grows(optimizer, curvature, *, steps=2000, x0=1.0):
     """Run ``optimizer`` on ``½ a x²`` and report whether the iterates grow.
 
-    The rule itself is stepped (in float64) from ``x0`` with a fresh state;
-    the amplitude over the last two steps is compared with the amplitude two
-    steps around the middle of the run, after the transients have passed.
+    One call of :func:`eoslab.run` on the one-dimensional quadratic (in
+    float64, from ``x0``, with a fresh state); the amplitude over the last
+    two steps is compared with the amplitude two steps around the middle of
+    the run, after the transients have passed. A run that leaves the finite
+    numbers grows.
     """
     curvature = check_real("curvature", curvature)
     steps = check_int("steps", steps, low=8)
-    x = torch.tensor([float(x0)], dtype=torch.float64)
-    state = optimizer.init(x)
+    marks = (steps // 2, steps // 2 + 1, steps - 1, steps)
     amplitude = {}
-    for t in range(steps):
-        x, state = optimizer.update(x, curvature * x, state)
-        if t in (steps // 2 - 1, steps // 2, steps - 2, steps - 1):
-            amplitude[t] = float(x.abs())
-        if not math.isfinite(float(x)):
-            return True
-    middle = amplitude[steps // 2 - 1] + amplitude[steps // 2]
-    end = amplitude[steps - 2] + amplitude[steps - 1]
-    return end > middle
+
+    def keep(view):
+        if view.t in marks:
+            amplitude[view.t] = float(view.theta.abs())
+
+    history = run(quadratic([curvature], theta0=[float(x0)], dtype="float64"), optimizer, steps, num_eigs=0,
+                  divergence_factor=math.inf, callback=keep, progress=False)
+    if history.diverged_at is not None:
+        return True
+    return amplitude[steps - 1] + amplitude[steps] > amplitude[steps // 2] + amplitude[steps // 2 + 1]
 
 
 def critical_curvature(optimizer, *, low=0.0, high=None, steps=2000, rtol=1e-4):
