@@ -1,15 +1,14 @@
-"""Curvature routines against independent truths: dense Hessians, finite differences, eigh."""
+"""eoslab.curvature against independent truths: dense Hessians, finite differences, eigh; the third
+derivatives (the gradient of the sharpness, D³L[u, w]) against finite differences of dense Hessians."""
 import pytest
 import torch
 
 from eoslab import hessian, hvp, sharpness, top_eigenpairs
-from eoslab.curvature import HessianOperator
+from eoslab.curvature import HessianOperator, sharpness_gradient, third_derivative
 from eoslab.models import MLP
 from eoslab.problems import Supervised, chebyshev_regression, quadratic
 
 from conftest import random_orthogonal
-
-
 
 
 def test_hvp_matches_dense_hessian(tiny_mlp):
@@ -146,3 +145,47 @@ def test_dense_hessian_refuses_large_models():
     p = chebyshev_regression(width=50)
     with pytest.raises(ValueError, match="max_params"):
         hessian(p, p.theta0, max_params=100)
+
+
+# -- third derivatives ----------------------------------------------------------
+def dense_sharpness(loss, theta):
+    return float(torch.linalg.eigvalsh(hessian(loss, theta))[-1])
+
+
+def test_sharpness_gradient_matches_finite_difference_of_dense_sharpness(tiny_mlp):
+    theta = tiny_mlp.theta0
+    grad_s = sharpness_gradient(tiny_mlp, theta)
+    g = torch.Generator().manual_seed(3)
+    eps = 1e-5
+    errors = []
+    for _ in range(3):
+        d = torch.randn(theta.numel(), generator=g, dtype=torch.float64)
+        d /= d.norm()
+        fd = (dense_sharpness(tiny_mlp, theta + eps * d) - dense_sharpness(tiny_mlp, theta - eps * d)) / (2 * eps)
+        errors.append(abs(float(grad_s @ d) - fd) / abs(fd))
+    assert max(errors) < 1e-3, errors
+    # the whole vector, coordinate by coordinate, on a few coordinates
+    for i in (0, 20, 56):
+        e = torch.zeros_like(theta)
+        e[i] = eps
+        fd = (dense_sharpness(tiny_mlp, theta + e) - dense_sharpness(tiny_mlp, theta - e)) / (2 * eps)
+        assert abs(float(grad_s[i]) - fd) <= 1e-3 * grad_s.norm()
+
+
+def test_third_derivative_matches_finite_difference_of_hessian_and_is_symmetric(tiny_mlp):
+    theta = tiny_mlp.theta0
+    g = torch.Generator().manual_seed(4)
+    u, w, d = (torch.randn(theta.numel(), generator=g, dtype=torch.float64) for _ in range(3))
+    eps = 1e-5
+    H_plus = hessian(tiny_mlp, theta + eps * d)
+    H_minus = hessian(tiny_mlp, theta - eps * d)
+    fd = float(u @ ((H_plus - H_minus) / (2 * eps)) @ w)
+    t_uw = third_derivative(tiny_mlp, theta, u, w)
+    assert float(t_uw @ d) == pytest.approx(fd, rel=1e-6)
+    torch.testing.assert_close(t_uw, third_derivative(tiny_mlp, theta, w, u), rtol=1e-10, atol=1e-12)
+
+
+def test_third_derivative_of_a_quadratic_is_zero():
+    q = quadratic([3.0, 1.0], dtype="float64")
+    out = third_derivative(q, q.theta0, torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert torch.equal(out, torch.zeros(2, dtype=torch.float64))

@@ -1,4 +1,5 @@
-"""The CIFAR-10 loader, on small files in CIFAR-10's python format made here."""
+"""eoslab.data: the CIFAR-10 loader, and the problem built on it, on small files in CIFAR-10's python
+format made here."""
 import pickle
 
 import numpy as np

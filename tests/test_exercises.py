@@ -1,15 +1,15 @@
-"""Every self-check says right to a right answer and gives a hint, not the answer, to a wrong one."""
+"""eoslab.exercises: every self-check says right to a right answer and gives a hint, not the answer, to a
+wrong one."""
 import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from eoslab import run
 from eoslab.exercises import (check_edge, check_largest_step, check_plateau, check_threshold,
                               check_two_variable_average)
 from eoslab.optim import GD, HeavyBall, Nesterov
-from eoslab.problems import digits_eoss, function_problem
+from eoslab.problems import digits_eoss, sharpening_toy
 from eoslab.stability import critical_curvature
 from eoslab.stochastic import eoss_run
 
@@ -45,19 +45,17 @@ def test_two_variable_average():
     assert not wrong and "cycle" in wrong.message
 
 
-def toy(x0=0.05):  # sharpness 3.9 + y, and y grows: GD at η = 0.5 sharpens to 2/η = 4 and stays there
-    return function_problem(lambda th: 0.5 * (3.9 + th[1]) * th[0] ** 2 - 0.005 * th[1], torch.tensor([x0, 0.0]),
-                            dtype="float64")
-
-
+# The chapter toy at s0 = 3.9, c = 0.005: sharpness 3.9 + y, and y grows: GD at η = 0.5 sharpens to 2/η = 4
+# and stays there.
 def test_edge_right_and_wrong():
-    reached = run(toy(), GD(0.5), 400, num_eigs=1, measure_every=5, progress=False)
+    reached = run(sharpening_toy(s0=3.9, c=0.005, x0=0.05), GD(0.5), 400, num_eigs=1, measure_every=5,
+                  progress=False)
     assert check_edge(reached)
-    short = run(toy(), GD(0.5), 5, num_eigs=1, progress=False)
+    short = run(sharpening_toy(s0=3.9, c=0.005, x0=0.05), GD(0.5), 5, num_eigs=1, progress=False)
     assert not check_edge(short) and "never reached" in check_edge(short).message
-    unmeasured = run(toy(), GD(0.5), 5, num_eigs=0, progress=False)
+    unmeasured = run(sharpening_toy(s0=3.9, c=0.005, x0=0.05), GD(0.5), 5, num_eigs=0, progress=False)
     assert "num_eigs" in check_edge(unmeasured).message
-    diverged = run(toy(x0=5.0), GD(5.0), 50, num_eigs=1, progress=False)
+    diverged = run(sharpening_toy(s0=3.9, c=0.005, x0=5.0), GD(5.0), 50, num_eigs=1, progress=False)
     assert not check_edge(diverged) and "diverged at step" in check_edge(diverged).message
     with pytest.raises(TypeError, match="History"):
         check_edge([1.0])

@@ -1,5 +1,6 @@
-"""The central flow and Edge Flow against closed forms: quadratics, the two-variable toy
-L(x, y) = ½(s0 + y)x² - c·y, the complementarity problem, and the cost of an Edge Flow step."""
+"""eoslab.flows.edge: Edge Flow against closed forms on quadratics and on the chapter toy
+L(x, y) = ½(s0 + y)x² - c·y (eoslab.problems.sharpening_toy), the solution of its equations, and the cost
+of a step."""
 import math
 
 import numpy as np
@@ -7,89 +8,13 @@ import pytest
 import torch
 
 import eoslab
-from eoslab import flows
-from eoslab.flows import CentralFlow, EdgeFlow, EdgeState, GradientFlow, edge_covariance, edge_flow_step
+from eoslab.flows import CentralFlow, EdgeFlow, EdgeState, edge_flow_step
 from eoslab.flows import edge as flow_edge
-from eoslab.flows.central import _complementarity
-from eoslab.runs import compare
 from eoslab.optim import GD
-from eoslab.problems import function_problem, quadratic
+from eoslab.problems import quadratic, sharpening_toy
+from eoslab.runs import compare
 
 
-def toy(s0=4.0, c=0.02, x0=1e-3, y0=0.0, dims=1):
-    """L = Σ_i ½(s0 + y_i) x_i² - c y_i: at x = 0 the sharpness is s0 + max y_i and ∇λ_i = e_{y_i}."""
-
-    def loss(th):
-        x, y = th[:dims], th[dims:]
-        return (0.5 * (s0 + y) * x**2 - c * y).sum()
-
-    start = torch.tensor([x0] * dims + [y0] * dims)
-    return function_problem(loss, start, name="two-variable toy", dtype="float64")
-
-
-# -- the complementarity problem and the central flow ---------------------------
-def test_complementarity_solver_on_small_cases():
-    M = np.eye(2)
-    assert _complementarity(M, np.array([-1.0, 2.0])).tolist() == [1.0, 0.0]
-    assert _complementarity(M, np.array([1.0, 2.0])).tolist() == [0.0, 0.0]
-    M = np.array([[2.0, 1.0], [1.0, 2.0]])
-    s = _complementarity(M, np.array([-3.0, -3.0]))
-    np.testing.assert_allclose(s, [1.0, 1.0])
-    # a random PSD case: check the complementarity conditions themselves
-    rng = np.random.default_rng(0)
-    B = rng.normal(size=(4, 4))
-    M, q = B @ B.T, rng.normal(size=4)
-    s = _complementarity(M, q)
-    w = q + M @ s
-    assert (s >= 0).all() and (w >= -1e-9).all() and abs(s @ w) < 1e-9
-
-
-def test_edge_covariance_on_the_toy_is_two_c_per_direction():
-    lr = 0.5  # 2/η = 4 = s0: both directions exactly at the edge
-    p = toy(s0=4.0, c=0.02, x0=0.0, dims=2)
-    U = torch.eye(4, dtype=torch.float64)[:, :2]
-    sigma2, G, g = edge_covariance(p, p.theta0, lr, torch.tensor([4.0, 4.0], dtype=torch.float64), U)
-    np.testing.assert_allclose(sigma2.numpy(), [0.04, 0.04], atol=1e-12)  # σ² = 2⟨-∇L, ∇S⟩/‖∇S‖² = 2c
-    v = flows.central_flow(p, p.theta0, lr, torch.tensor([4.0, 4.0], dtype=torch.float64), U)
-    assert float(v.abs().max()) < 1e-12  # the flow stops: sharpening and stabilization balance
-
-
-def test_central_flow_is_gradient_flow_below_the_edge():
-    q = quadratic([3.0, 1.0], theta0=[1.0, -1.0], dtype="float64")
-    values, vectors = torch.tensor([3.0, 1.0], dtype=torch.float64), torch.eye(2, dtype=torch.float64)
-    torch.testing.assert_close(flows.central_flow(q, q.theta0, 0.5, values, vectors),
-                               flows.gradient_flow(q, q.theta0, 0.5), rtol=0, atol=1e-15)
-    runs = compare(q, {"CF": CentralFlow(0.5, num_eigs=2)}, steps=5, num_eigs=0)
-    np.testing.assert_array_equal(runs["CF"].extras["sigma2"], np.zeros(6))
-
-
-def test_central_flow_holds_the_toy_at_the_edge_and_predicts_the_average_loss():
-    lr, s0, c = 0.5, 3.0, 0.02  # GF sharpens at rate ηc per step from S = 3 past 2/η = 4
-    p = toy(s0=s0, c=c, x0=0.0)
-    cf = eoslab.run(p, CentralFlow(lr, num_eigs=1), 200, num_eigs=1, measure_every=1, progress=False)
-    gf = eoslab.run(p, GradientFlow(lr), 200, num_eigs=1, measure_every=1, progress=False)
-    assert gf.sharpness[-1] > 4.5  # 3 + 200 * 0.5 * 0.02 = 5
-    assert np.abs(cf.sharpness[120:] - 2 / lr).max() < 1e-6  # reached at t = 100, then held
-    np.testing.assert_allclose(cf.extras["sigma2"][120:], 2 * c, rtol=1e-6)
-
-
-def _cycle_means(values, sharpness, threshold):
-    """Mean of ``values`` over each full cycle between upward crossings of the threshold."""
-    ups = np.flatnonzero((sharpness[:-1] < threshold) & (sharpness[1:] >= threshold)) + 1
-    return np.array([values[a:b].mean() for a, b in zip(ups[:-1], ups[1:])])
-
-
-def test_gd_on_the_toy_oscillates_with_mean_square_two_c():
-    # the central flow's σ² is GD's x² averaged over each cycle of the Edge of Stability
-    lr, c = 0.5, 0.005
-    gd = eoslab.run(toy(s0=3.9, c=c, x0=0.05), GD(lr), 1500, num_eigs=0, save_every=1, progress=False)
-    x, y = gd.snapshots[:, 0].double().numpy(), gd.snapshots[:, 1].double().numpy()
-    means = _cycle_means(x**2, 3.9 + y, 2 / lr)
-    assert len(means) >= 4
-    np.testing.assert_allclose(means, 2 * c, rtol=0.05)
-
-
-# -- Edge Flow -------------------------------------------------------------------
 @pytest.mark.parametrize("substeps", [1, 2])
 def test_edge_flow_step_costs_two_gradients_and_one_hessian_vector_product(monkeypatch, substeps):
     p = eoslab.problems.chebyshev_regression(width=20, dtype="float64")
@@ -143,15 +68,6 @@ def test_edge_flow_center_is_gd_without_its_oscillation_on_a_quadratic():
     assert float(rel.max()) < 1e-3
 
 
-def test_edge_flow_reproduces_self_stabilization_on_the_toy():
-    # the toy is the two-variable model of Chapter 3: Edge Flow's a² averages 2c over its cycles, like GD's x²
-    lr, c = 0.5, 0.005
-    ef = eoslab.run(toy(s0=3.9, c=c, x0=0.05), EdgeFlow(lr), 1500, num_eigs=0, progress=False)
-    means = _cycle_means(ef.extras["magnitude"] ** 2, ef.extras["rayleigh"], 2 / lr)
-    assert len(means) >= 4
-    np.testing.assert_allclose(means, 2 * c, rtol=0.05)
-
-
 def test_edge_flow_substeps_on_a_quadratic_are_euler_steps_of_gradient_flow_across_u():
     # across u the substepped center is explicit Euler on gradient flow, (1 - ηλ/n)^n per step, which tends to
     # gradient flow's exp(-ηλ); the magnitude still changes by exactly |1 - ηλ_1| per step, whatever n
@@ -183,7 +99,7 @@ def _toy_edge_flow_ode(s0, c, lr, a0, horizon):
 
 def test_edge_flow_with_substeps_converges_to_the_solution_of_its_equations_on_the_toy():
     s0, c, lr, a0, horizon = 3.9, 0.005, 0.5, 0.05, 100
-    p = toy(s0=s0, c=c, x0=0.0)
+    p = sharpening_toy(s0=s0, c=c, x0=0.0)
     truth = _toy_edge_flow_ode(s0, c, lr, a0, horizon)
     errors = []
     for n in (1, 4, 16):
@@ -240,7 +156,7 @@ def test_edge_flow_direction_step_is_capped_at_one_over_rho():
 
 
 def test_edge_flow_substeps_default_is_one_step():
-    p = toy(s0=3.9, c=0.005, x0=0.05)
+    p = sharpening_toy(s0=3.9, c=0.005, x0=0.05)
     one = eoslab.run(p, EdgeFlow(0.5), 50, num_eigs=0, save_every=1, progress=False)
     explicit = eoslab.run(p, EdgeFlow(0.5, substeps=1), 50, num_eigs=0, save_every=1, progress=False)
     torch.testing.assert_close(one.snapshots, explicit.snapshots, rtol=0, atol=0)
@@ -254,32 +170,3 @@ def test_edge_flow_validates():
         EdgeFlow(0.1, substeps=0)
     with pytest.raises(ValueError, match="num_eigs"):
         CentralFlow(0.1, num_eigs=0)
-
-
-# -- mitigation and analysis helpers ---------------------------------------------
-def test_midpoints_recover_the_center_of_a_period_two_orbit():
-    q = quadratic([4.0], theta0=[0.3], dtype="float64")  # ηλ = 2: θ_t = ±0.3
-    gd = eoslab.run(q, GD(0.5), 6, num_eigs=0, save_every=1, progress=False)
-    mid = eoslab.analysis.midpoints(gd)
-    assert mid.shape == (5, 1) and float(mid.abs().max()) == 0.0
-    errors = eoslab.analysis.tracking_error(gd, gd, horizons=[1, 3, 10])
-    np.testing.assert_allclose(errors[:2], [0.3, 0.3]) and np.isnan(errors[2])
-    with pytest.raises(ValueError, match="save_every"):
-        eoslab.analysis.midpoints(eoslab.run(q, GD(0.5), 6, num_eigs=0, progress=False))
-
-
-def test_oscillation_cap_holds_the_oscillation_on_a_quadratic_beyond_the_edge():
-    from eoslab.optim import OscillationCap
-
-    q = quadratic([5.0], theta0=[0.01], dtype="float64")  # η = 0.5: ηλ = 2.5, GD grows by 1.5 per step
-    gd = eoslab.run(q, GD(0.5), 30, num_eigs=0, save_every=1, progress=False)
-    capped = eoslab.run(q, OscillationCap(0.5, cap=0.05), 30, num_eigs=0, save_every=1, progress=False)
-    assert gd.diverged and abs(float(gd.snapshots[-1, 0])) > 5
-    assert float(capped.snapshots[:, 0].abs().max()) < 0.05 * 1.5 + 1e-12
-    assert np.isclose(capped.step_size, 2 / 5.0).any() and np.isclose(capped.step_size, 0.5).any()
-    with pytest.raises(ValueError, match="cap"):
-        OscillationCap(0.5, cap=0.0)
-
-
-# Edge Flow against the central flow and gradient flow on the digits network (the ranking before and after the
-# first blow-up, the overshoot that only Edge Flow follows) is asserted by chapter 5's claim cell and exact outputs.

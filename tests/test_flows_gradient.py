@@ -1,11 +1,13 @@
-"""Gradient flow against the exact solution on quadratics; edge summaries and trajectory distances."""
+"""eoslab.flows.gradient and the integrator the flows share (eoslab.flows.base): gradient flow against the
+exact solution on quadratics and against small-step GD, IGR as gradient flow on the modified loss, and the
+integrator's settings."""
 import numpy as np
 import pytest
 import torch
 
-from eoslab import History, run
-from eoslab.analysis import distance_by_time, edge_summary
-from eoslab.flows import GradientFlow
+from eoslab import run
+from eoslab.analysis import distance_by_time
+from eoslab.flows import GradientFlow, igr_flow
 from eoslab.optim import GD
 from eoslab.problems import quadratic
 
@@ -44,33 +46,17 @@ def test_gradient_flow_and_small_step_gd_agree_but_large_step_gd_does_not():
     assert d_large.max() > 0.1
 
 
-def test_distance_by_time_matches_snapshots_by_lr_times_step():
-    q = quadratic([1.0], dtype="float64")
-    a = run(q, GD(0.2), 50, save_every=5, num_eigs=0, progress=False)  # times 0, 1, 2, ...
-    b = run(q, GD(0.5), 20, save_every=1, num_eigs=0, progress=False)  # times 0, 0.5, 1, ...
-    times, dist = distance_by_time(a, b)
-    assert times.tolist() == pytest.approx([float(t) for t in range(11)])
-    assert dist[0] == 0.0
-    with pytest.raises(ValueError, match="save_every"):
-        distance_by_time(run(q, GD(0.2), 5, num_eigs=0, progress=False), b)
+def test_igr_flow_is_gradient_flow_on_the_modified_loss(tiny_mlp):
+    lr = 0.1
+    theta = tiny_mlp.theta0
 
+    def modified(th):
+        (g,) = torch.autograd.grad(tiny_mlp(th), th, create_graph=True)
+        return tiny_mlp(th) + lr / 4 * (g @ g)
 
-def _history(loss, sharpness, lr=0.1):
-    steps = np.arange(len(loss))
-    return History(step=steps, loss=np.asarray(loss, float), grad_norm=np.zeros(len(loss)), eig_step=steps,
-                   eigenvalues=np.asarray(sharpness, float)[:, None], full_loss=np.asarray(loss, float),
-                   eig_products=np.zeros(len(loss), int), diverged_at=None, theta=torch.zeros(1),
-                   lr=lr, threshold=2 / lr, label="test")
-
-
-def test_edge_summary_reads_the_phase_after_the_first_crossing():
-    h = _history([1.0, 0.9, 0.8, 0.85, 0.7, 0.75, 0.6], [5, 10, 19, 21, 20, 19.5, 20.5])
-    s = edge_summary(h)
-    assert s.first_step == 3 and s.loss_increases == 1  # from step 3 on: 0.85 -> 0.7 -> 0.75 -> 0.6
-    assert s.median_ratio == pytest.approx(np.median([21, 20, 19.5, 20.5]) / 20)
-    assert (s.initial_loss, s.final_loss) == (1.0, 0.6)
-    never = edge_summary(_history([1.0, 0.5], [1.0, 2.0]))
-    assert never.first_step is None and np.isnan(never.median_ratio) and "never reached" in str(never)
+    th = theta.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(modified(th), th)
+    torch.testing.assert_close(igr_flow(tiny_mlp, theta, lr), -lr * expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs, name", [(dict(substep_scale=0.0), "substep_scale"),
@@ -79,11 +65,3 @@ def test_edge_summary_reads_the_phase_after_the_first_crossing():
 def test_flows_validate_their_integrator_settings(kwargs, name):
     with pytest.raises(ValueError, match=name):
         GradientFlow(0.1, **kwargs)
-
-
-def test_run_refuses_what_is_not_a_method_and_a_negative_length():
-    q = quadratic([1.0])
-    with pytest.raises(ValueError, match="steps"):
-        run(q, GradientFlow(0.1), -1, progress=False)
-    with pytest.raises(TypeError, match="Method"):
-        run(q, lambda th: th, 3)

@@ -1,8 +1,7 @@
-"""Continuous-time models of GD: IGR and the principal flow against closed forms and series
-expansions, the authors' quadratic demonstration, a small network, and DAL."""
+"""eoslab.flows.principal: the principal flow against closed forms and its series expansion, and the
+authors' quadratic demonstration (GD at integer times, an oscillation between them)."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,7 +17,7 @@ from eoslab.flows import (
     principal_flow,
 )
 from eoslab.runs import compare, run
-from eoslab.optim import DAL, GD
+from eoslab.optim import GD
 from eoslab.problems import chebyshev_regression, quadratic
 
 
@@ -27,7 +26,7 @@ def authors_quadratic():
     return quadratic([2.0, 0.02], theta0=[-0.35, -0.2], dtype="float64")
 
 
-# -- the vector fields ---------------------------------------------------------
+# -- the vector field -----------------------------------------------------------
 def test_principal_coefficients_reproduce_one_gd_step_per_unit_time():
     lr = 0.5
     lam = torch.tensor([-1.0, 0.0, 1e-12, 0.3, 1.0, 3.0, 4.0, 5.0], dtype=torch.float64)
@@ -40,19 +39,6 @@ def test_principal_coefficients_reproduce_one_gd_step_per_unit_time():
     # ηλ = 1: GD kills the component; the flow shrinks it by the floor per step
     singular = principal_coefficients(torch.tensor([2.0], dtype=torch.float64), lr, floor=1e-8)
     assert float(torch.exp(2.0 * singular).abs()) == pytest.approx(1e-8)
-
-
-def test_igr_flow_is_gradient_flow_on_the_modified_loss(tiny_mlp):
-    lr = 0.1
-    theta = tiny_mlp.theta0
-
-    def modified(th):
-        (g,) = torch.autograd.grad(tiny_mlp(th), th, create_graph=True)
-        return tiny_mlp(th) + lr / 4 * (g @ g)
-
-    th = theta.clone().requires_grad_(True)
-    (expected,) = torch.autograd.grad(modified(th), th)
-    torch.testing.assert_close(igr_flow(tiny_mlp, theta, lr), -lr * expected, rtol=1e-10, atol=1e-12)
 
 
 def test_principal_flow_expands_to_igr_for_small_steps(tiny_mlp):
@@ -77,7 +63,7 @@ def test_principal_flow_refuses_large_problems():
         principal_flow(p, p.theta0, 0.1, max_params=100)
 
 
-# -- the authors' demonstration --------------------------------------------------
+# -- the authors' demonstration -------------------------------------------------
 @pytest.mark.parametrize("lr", [0.5, 0.9, 1.0, 1.05])
 def test_principal_flow_is_gd_at_integer_times_on_the_authors_quadratic(lr):
     E = authors_quadratic()
@@ -103,91 +89,3 @@ def test_principal_flow_oscillates_between_integer_times():
         v = eoslab.flows.rk4_step(lambda z: principal_flow(E, z, lr), v, 0.5 / 200)
     assert abs(float(v.real[0])) < 1e-9  # |1 - ηλ|^(1/2) cos(π/2) = 0
     assert float(v.imag[0]) == pytest.approx(-0.35 * math.sqrt(0.8), rel=1e-6)
-
-
-# -- a small network -------------------------------------------------------------
-def _distances(lr_times_s, steps):
-    p = chebyshev_regression(width=30, dtype="float64")
-    S0 = float(torch.linalg.eigvalsh(hessian(p, p.theta0))[-1])
-    lr = lr_times_s / S0
-    runs = compare(p, {"GD": GD(lr), "GF": GradientFlow(lr, substep_scale=0.2),
-                       "PF": PrincipalFlow(lr, substep_scale=0.2)}, steps=steps, num_eigs=0)
-    gd = runs["GD"].snapshots
-    return {k: (runs[k].snapshots - gd).norm(dim=1).numpy()[1:] for k in ("GF", "PF")}
-
-
-def test_principal_flow_follows_gd_on_a_network_where_gradient_flow_does_not():
-    stable = _distances(1.6, steps=5)  # ηS = 1.6: oscillating but convergent along u
-    unstable = _distances(2.3, steps=5)  # ηS = 2.3: the oscillation grows
-    assert (stable["PF"] < stable["GF"]).all()
-    assert (unstable["PF"] < unstable["GF"]).all()
-    assert unstable["PF"].mean() < 0.5 * unstable["GF"].mean()
-
-
-# -- DAL -------------------------------------------------------------------------
-def test_dal_with_p_zero_is_gd_and_records_its_step_sizes():
-    q = quadratic([3.0, 1.0], dtype="float64")
-    a = eoslab.run(q, GD(0.2), 10, num_eigs=0, progress=False)
-    b = eoslab.run(q, DAL(0.2, p=0), 10, num_eigs=0, progress=False)
-    np.testing.assert_array_equal(a.loss, b.loss)
-    np.testing.assert_array_equal(b.step_size, np.full(10, 0.2))
-
-
-def test_dal_step_is_two_over_the_curvature_along_the_gradient_capped():
-    q = quadratic([4.0, 1.0], theta0=[1.0, 1.0], dtype="float64")
-    g = q.A @ q.theta0
-    curvature = float((q.A @ g).norm() / g.norm())  # sqrt(16² + 1) / sqrt(17)
-    _, step = DAL(0.1, p=1).update(q.theta0, g, None, loss_fn=q)
-    assert step == pytest.approx(2 / curvature)
-    _, step = DAL(0.1, p=2).update(q.theta0, g, None, loss_fn=q)
-    assert step == pytest.approx(2 / curvature**2)
-    _, step = DAL(0.1, p=1, max_scale=0.3).update(q.theta0, g, None, loss_fn=q)
-    assert step == 0.3
-    h = eoslab.run(q, DAL(0.1, p=1), 5, num_eigs=0, progress=False)
-    assert len(h.step_size) == 5 and math.isnan(h.threshold)
-
-
-def test_dal_with_p_one_sits_at_or_beyond_its_own_edge():
-    # mu = ||Hg||/||g|| lies between the Rayleigh quotient of g and the top eigenvalue S, so the
-    # p = 1 step 2/mu gives eta_t S >= 2 >= eta_t g'Hg/||g||^2, with equality when g is an eigenvector
-    q = quadratic([5.0, 2.0, 0.5, 0.1], dtype="float64")
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        g = torch.randn(4, generator=gen, dtype=torch.float64)
-        _, step = DAL(0.1, p=1).update(q.theta0, g, None, loss_fn=q)
-        assert step * 5.0 >= 2.0 - 1e-12
-        assert step * float(g @ q.A @ g) / float(g @ g) <= 2.0 + 1e-12
-    _, step = DAL(0.1, p=1).update(q.theta0, torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64), None,
-                                   loss_fn=q)
-    assert step * 5.0 == pytest.approx(2.0)
-
-
-def test_dal_validates():
-    for kwargs, name in [({"p": -1.0}, "p"), ({"max_scale": 0.0}, "max_scale"), ({"lr": -0.1}, "lr")]:
-        with pytest.raises(ValueError, match=name):
-            DAL(**({"lr": 0.1} | kwargs))
-    with pytest.raises(ValueError, match="loss_fn"):
-        DAL(0.1, p=1).update(torch.zeros(2), torch.ones(2), None)
-
-
-def test_compare_rejects_what_is_not_a_method_and_labels_that_collide():
-    with pytest.raises(TypeError, match="must be an eoslab Method"):
-        compare(quadratic([1.0]), [GD(0.1), "gd"], steps=2)
-    with pytest.raises(ValueError, match="two methods have the label 'GD"):
-        compare(quadratic([1.0]), [GD(0.1), GD(0.1)], steps=2)
-    named = compare(quadratic([1.0]), {"a": GD(0.1), "b": GD(0.1)}, steps=2)
-    assert list(named) == ["a", "b"]
-
-
-@pytest.mark.slow
-def test_dal_removes_the_loss_spikes_of_gd_at_the_edge_of_stability():
-    problem = chebyshev_regression()
-    gd = eoslab.run(problem, GD(0.3), 4000, num_eigs=0, progress=False)
-    dal = eoslab.run(problem, DAL(0.3, p=1), 4000, num_eigs=0, progress=False)
-    jumps = {name: h.loss[1:] / h.loss[:-1] for name, h in (("gd", gd), ("dal", dal))}
-    # GD at the edge: dozens of steps where the loss jumps by more than 10 %, some by more than 30 %
-    assert (jumps["gd"] > 1.1).sum() >= 10 and jumps["gd"].max() > 1.3
-    # DAL with p = 1: none above 10 %, and a final loss below GD's typical late loss (GD's own final
-    # value depends on where in a spike the run stops, so compare with its median over the last 500 steps)
-    assert (jumps["dal"] > 1.1).sum() == 0 and jumps["dal"].max() < 1.2
-    assert dal.loss[-1] < np.median(gd.loss[-500:])

@@ -1,13 +1,14 @@
-"""Figures and slider panels: the threshold line, the divergence message, invalid settings."""
+"""eoslab.plotting: the figures draw what they say (the threshold line, the divergence message, the stages,
+the phase diagram), and the book style and the PNG metadata."""
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from eoslab import run
 from eoslab.optim import GD
-from eoslab.plotting import plot_contour_paths, plot_history
+from eoslab.plotting import plot_contour_paths, plot_eoss_phase, plot_history
 from eoslab.problems import quadratic
-from eoslab.widgets import slider_panel
 
 
 def _quadratic_run(lr, steps=50):
@@ -31,28 +32,6 @@ def test_plot_contour_paths_accepts_a_dict_of_paths():
     assert path.get_xydata().shape == (11, 2) and star.get_marker() == "*"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GD"]
     plt.close(ax.figure)
-
-
-def test_panel_reports_divergence_instead_of_failing():
-    panel = slider_panel(lambda lr: _quadratic_run(lr), lr=(2.5, 0.1, 3.0, 0.1))
-    status = panel.children[1]
-    assert "diverged at step" in status.value
-    slider = panel.children[0]
-    slider.value = 0.5  # moving the slider re-runs the experiment
-    assert status.value == ""
-    plt.close("all")
-
-
-def test_panel_reports_invalid_settings():
-    panel = slider_panel(lambda lr: _quadratic_run(lr), lr=(0.0, 0.0, 1.0, 0.1))
-    assert "Invalid setting" in panel.children[1].value and "lr" in panel.children[1].value
-
-
-def test_panel_needs_sliders():
-    with pytest.raises(ValueError, match="slider"):
-        slider_panel(lambda lr: None)
-    with pytest.raises(ValueError, match="lr"):
-        slider_panel(lambda lr: None, lr=(1, 2))
 
 
 def test_plot_two_variable_shades_every_stage_and_marks_divergence():
@@ -124,30 +103,13 @@ def test_book_style_figures_fit_the_page_with_text_at_least_10_points():
         plt.close(fig)
 
 
-def test_a_live_panel_carries_its_precomputed_twin_for_web_pages():
-    grid = {"lr": [0.5, 1.0, 2.5]}
-    panel = slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid=grid, static=True)
-    bundle = panel._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle  # notebooks render the live panel
-    assert 'class="eoslab-static-panel"' in bundle["text/html"]  # pages render the twin
-    assert panel.twin.initial == (1,) and panel.twin.frame(lr=2.5)["status"].endswith("diverged at step 18")
-    live_only = slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid=grid, static=False)
-    assert live_only.twin is None
-    assert "open this chapter as a notebook" in live_only._repr_mimebundle_()["text/html"]
-    with pytest.raises(ValueError, match="one list of values per slider"):
-        slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid={"eta": [1.0]})
-
-
-def test_the_twin_is_computed_only_where_the_book_asks_for_it(monkeypatch):
-    calls = []
-
-    def experiment(lr):
-        calls.append(lr)
-        return _quadratic_run(lr, 5)
-
-    monkeypatch.delenv("EOSLAB_STATIC_PANELS", raising=False)
-    assert slider_panel(experiment, lr=(1.0, 0.1, 3.0, 0.1), grid={"lr": [0.5, 1.0]}).twin is None
-    assert calls == [1.0]  # the live panel's own first run only
-    monkeypatch.setenv("EOSLAB_STATIC_PANELS", "1")
-    assert slider_panel(experiment, lr=(1.0, 0.1, 3.0, 0.1), grid={"lr": [0.5, 1.0]}).twin is not None
-    assert sorted(calls[1:]) == [0.5, 1.0, 1.0]
+def test_phase_figure_draws_every_group_and_marks_divergence():
+    rows = [dict(beta=0.0, lr=0.2, batch_size=b, full_batch=b == 100, batch_sharpness=9.0) for b in (8, 100)]
+    rows += [dict(beta=0.9, lr=0.1, batch_size=8, full_batch=False, batch_sharpness=np.nan),
+             dict(beta=0.9, lr=0.1, batch_size=100, full_batch=True, batch_sharpness=37.0)]
+    fig = plot_eoss_phase(rows)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "β = 0, η = 0.2" in labels and "β = 0.9, η = 0.1" in labels and "diverged" in labels
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "full"]
+    assert ax.get_ylim()[1] == pytest.approx(1.9 * 1.15)

@@ -1,4 +1,4 @@
-"""Problems: losses against hand computations, batches, validation, devices and dtypes."""
+"""eoslab.problems: losses against hand computations, batches, validation, devices and dtypes."""
 import numpy as np
 import pytest
 import torch

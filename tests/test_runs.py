@@ -1,11 +1,14 @@
-"""The run loop: recording, divergence, determinism, validation, and the EoS claim on the default problem."""
+"""eoslab.runs: the run loop (recording, divergence, determinism, validation, the momentum buffer it saves)
+and compare."""
 import numpy as np
 import pytest
 import torch
 
-from eoslab import History, run
+import eoslab
+from eoslab import History, compare, run
+from eoslab.flows import GradientFlow
 from eoslab.optim import GD, HeavyBall
-from eoslab.problems import chebyshev_regression, digits_classification, function_problem, quadratic
+from eoslab.problems import chebyshev_regression, function_problem, quadratic
 
 
 def test_history_records_every_step_and_measures_on_schedule():
@@ -89,30 +92,6 @@ def test_wrong_object_types_raise_type_error():
         run(lambda t: t.sum(), GD(0.1), steps=1)
 
 
-def test_chebyshev_defaults_show_progressive_sharpening_then_the_edge_of_stability():
-    """The default problem at its suggested step: S starts well below 2/eta, rises to it, and stays near it."""
-    p = chebyshev_regression()
-    lr = p.suggested_lr
-    h = run(p, GD(lr), steps=4000, measure_every=25, progress=False)
-    edge = 2 / lr
-    assert not h.diverged
-    assert h.sharpness[0] < 0.7 * edge  # starts far below the edge
-    reached = np.flatnonzero(h.sharpness >= edge)
-    assert reached.size and h.eig_step[reached[0]] < 3000  # progressive sharpening reaches 2/eta
-    after = h.sharpness[reached[0]:]
-    assert abs(np.median(after) / edge - 1) < 0.1  # and hovers there
-    loss_after = h.loss[h.eig_step[reached[0]]:]
-    assert (np.diff(loss_after) > 0).any()  # non-monotone at the edge
-    assert h.loss[-1] < 0.5 * h.loss[0]
-
-
-@pytest.mark.slow
-def test_digits_mlp_reaches_the_edge_of_stability():
-    p = digits_classification()
-    h = run(p, GD(0.2), steps=600, measure_every=50, progress=False)
-    assert h.sharpness[0] < 5 and abs(h.sharpness[-1] / 10 - 1) < 0.1
-
-
 def test_a_non_finite_gradient_stops_the_run_even_where_the_loss_is_finite():
     # the norm |theta| is finite everywhere; at the origin its gradient theta / |theta| is 0/0 = nan
     f = function_problem(lambda th: torch.sqrt((th ** 2).sum()), torch.tensor([0.0, 0.0]), dtype="float64")
@@ -123,3 +102,44 @@ def test_a_non_finite_gradient_stops_the_run_even_where_the_loss_is_finite():
     # the same norm one step away is finite: the run goes on
     g = function_problem(lambda th: torch.sqrt((th ** 2).sum()), torch.tensor([3.0, 4.0]), dtype="float64")
     assert run(g, GD(0.1), steps=10, num_eigs=0, progress=False).diverged_at is None
+
+
+def test_run_refuses_what_is_not_a_method_and_a_negative_length():
+    q = quadratic([1.0])
+    with pytest.raises(ValueError, match="steps"):
+        run(q, GradientFlow(0.1), -1, progress=False)
+    with pytest.raises(TypeError, match="Method"):
+        run(q, lambda th: th, 3)
+
+
+def test_run_rejects_bad_batch_sizes_and_momentum():
+    p = eoslab.problems.digits_classification(n=50, widths=(8,))
+    with pytest.raises(ValueError, match="batch_size"):
+        eoslab.run(p, eoslab.optim.GD(0.1), 2, batch_size=51, progress=False)
+    with pytest.raises(ValueError, match="beta"):
+        eoslab.optim.HeavyBall(0.1, 1.0)
+
+
+def test_run_saves_the_momentum_buffer_with_the_parameters():
+    q = eoslab.problems.quadratic([2.0, 1.0], dtype="float64")
+    h = eoslab.run(q, eoslab.optim.HeavyBall(0.1, 0.5), 6, num_eigs=0, save_every=3, progress=False)
+    assert h.state_snapshots.shape == (3, 2)
+    # the buffer at step t is v_t = β v_{t-1} + g_{t-1}, with v_0 = 0
+    v = torch.zeros(2, dtype=torch.float64)
+    theta = q.theta0.clone()
+    buffers = [v.clone()]
+    for _ in range(6):
+        v = 0.5 * v + q.A @ theta
+        theta = theta - 0.1 * v
+        buffers.append(v.clone())
+    torch.testing.assert_close(h.state_snapshots, torch.stack(buffers[::3]))
+    assert eoslab.run(q, eoslab.optim.GD(0.1), 6, num_eigs=0, save_every=3, progress=False).state_snapshots is None
+
+
+def test_compare_rejects_what_is_not_a_method_and_labels_that_collide():
+    with pytest.raises(TypeError, match="must be an eoslab Method"):
+        compare(quadratic([1.0]), [GD(0.1), "gd"], steps=2)
+    with pytest.raises(ValueError, match="two methods have the label 'GD"):
+        compare(quadratic([1.0]), [GD(0.1), GD(0.1)], steps=2)
+    named = compare(quadratic([1.0]), {"a": GD(0.1), "b": GD(0.1)}, steps=2)
+    assert list(named) == ["a", "b"]

@@ -1,72 +1,24 @@
-"""Self-stabilization: third derivatives against finite differences, the two-variable model against
-its exact averaging identity, the projection onto the stable set against a closed form, and the
-predicted dynamics against GD on a network."""
+"""eoslab.self_stabilization: the Taylor-expansion constants on an explicit toy, the two-variable model
+against its exact averaging identity, the projection onto the stable set and the constrained step against
+closed forms on the chapter toy (eoslab.problems.sharpening_toy), find_edge and seed_oscillation."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from eoslab import hessian
 from eoslab import self_stabilization as ss
-from eoslab.curvature import sharpness_gradient, third_derivative
 from eoslab.self_stabilization import taylor_center
 from eoslab.optim import GD, HeavyBall
-from eoslab.problems import chebyshev_regression, function_problem, quadratic
+from eoslab.problems import chebyshev_regression, quadratic, sharpening_toy
 
 
-
-
-def dense_sharpness(loss, theta):
-    return float(torch.linalg.eigvalsh(hessian(loss, theta))[-1])
-
-
-# -- third derivatives ---------------------------------------------------------
-def test_sharpness_gradient_matches_finite_difference_of_dense_sharpness(tiny_mlp):
-    theta = tiny_mlp.theta0
-    grad_s = sharpness_gradient(tiny_mlp, theta)
-    g = torch.Generator().manual_seed(3)
-    eps = 1e-5
-    errors = []
-    for _ in range(3):
-        d = torch.randn(theta.numel(), generator=g, dtype=torch.float64)
-        d /= d.norm()
-        fd = (dense_sharpness(tiny_mlp, theta + eps * d) - dense_sharpness(tiny_mlp, theta - eps * d)) / (2 * eps)
-        errors.append(abs(float(grad_s @ d) - fd) / abs(fd))
-    assert max(errors) < 1e-3, errors
-    # the whole vector, coordinate by coordinate, on a few coordinates
-    for i in (0, 20, 56):
-        e = torch.zeros_like(theta)
-        e[i] = eps
-        fd = (dense_sharpness(tiny_mlp, theta + e) - dense_sharpness(tiny_mlp, theta - e)) / (2 * eps)
-        assert abs(float(grad_s[i]) - fd) <= 1e-3 * grad_s.norm()
-
-
-def test_third_derivative_matches_finite_difference_of_hessian_and_is_symmetric(tiny_mlp):
-    theta = tiny_mlp.theta0
-    g = torch.Generator().manual_seed(4)
-    u, w, d = (torch.randn(theta.numel(), generator=g, dtype=torch.float64) for _ in range(3))
-    eps = 1e-5
-    H_plus = hessian(tiny_mlp, theta + eps * d)
-    H_minus = hessian(tiny_mlp, theta - eps * d)
-    fd = float(u @ ((H_plus - H_minus) / (2 * eps)) @ w)
-    t_uw = third_derivative(tiny_mlp, theta, u, w)
-    assert float(t_uw @ d) == pytest.approx(fd, rel=1e-6)
-    torch.testing.assert_close(t_uw, third_derivative(tiny_mlp, theta, w, u), rtol=1e-10, atol=1e-12)
-
-
-def test_third_derivative_of_a_quadratic_is_zero():
-    q = quadratic([3.0, 1.0], dtype="float64")
-    out = third_derivative(q, q.theta0, torch.tensor([1.0, 0.0], dtype=torch.float64))
-    assert torch.equal(out, torch.zeros(2, dtype=torch.float64))
-
-
+# -- the Taylor expansion at the edge -------------------------------------------
 def test_taylor_center_constants_on_an_explicit_toy():
     # L(a, b) = ½(1 + b)a² - c b: at a = 0, S = 1 + b, u = e_a, ∇S = (0, 1), ∇L = (0, -c),
     # so ∇S⊥ = (0, 1), α = c, β = 1, δ = √(2c).
     c = 0.02
-    f = function_problem(lambda th: 0.5 * (1 + th[1]) * th[0] ** 2 - c * th[1], torch.tensor([0.0, 1.0]),
-                         dtype="float64")
+    f = sharpening_toy(s0=1.0, c=c, x0=0.0, y0=1.0)
     center = taylor_center(f, f.theta0)
     assert center.sharpness == pytest.approx(2.0, abs=1e-10)
     assert center.alpha == pytest.approx(c, abs=1e-12)
@@ -82,7 +34,7 @@ def test_taylor_center_sign_alignment_keeps_u_continuous(tiny_mlp):
     assert float(c1.u @ c0.u) < -0.99
 
 
-# -- the two-variable model ----------------------------------------------------
+# -- the two-variable model -----------------------------------------------------
 def test_two_variable_model_shows_the_four_stages_in_order():
     traj = ss.two_variable_model(lr=0.01, alpha=1.0, beta=1.0, steps=3000)
     order = [stage for _, stage in traj.stage_starts()]
@@ -124,15 +76,10 @@ def test_stages_table():
     assert ss.stages([0.0, 0.0, 2.0, 2.0], [-1.0, 1.0, 1.0, -1.0], alpha=1.0, beta=1.0).tolist() == [1, 2, 3, 4]
 
 
-# -- the stable set and the two dynamics ---------------------------------------
-def toy(c=0.02):
-    """L(a, b) = ½(1 + b)a² - c b: M at lr = 1 (2/η = 2) is {a = 0, b <= 1}."""
-    return function_problem(lambda th: 0.5 * (1 + th[1]) * th[0] ** 2 - c * th[1], torch.tensor([0.1, 1.5]),
-                            dtype="float64")
-
-
+# -- the stable set and the two dynamics ----------------------------------------
+# The toy L(a, b) = ½(1 + b)a² - c b, c = 0.02, from (0.1, 1.5): M at lr = 1 (2/η = 2) is {a = 0, b <= 1}.
 def test_projection_lands_on_the_stable_set_of_an_explicit_toy():
-    f = toy()
+    f = sharpening_toy(s0=1.0, c=0.02, x0=0.1, y0=1.5)
     center = ss.project_to_stable_set(f, f.theta0, lr=1.0, iterations=6)
     a, b = center.theta.tolist()
     assert abs(a) < 1e-10 and b == pytest.approx(1.0, abs=1e-10)
@@ -146,7 +93,7 @@ def test_projection_lands_on_the_stable_set_of_an_explicit_toy():
 
 
 def test_constrained_step_follows_the_boundary_of_the_toy():
-    f = toy(c=0.02)
+    f = sharpening_toy(s0=1.0, c=0.02, x0=0.1, y0=1.5)
     center = ss.project_to_stable_set(f, f.theta0, lr=1.0, iterations=6)
     nxt = ss.constrained_step(f, center, lr=1.0, iterations=6)
     # GD pushes b up by η c; the projection pulls it back to b = 1
@@ -183,7 +130,7 @@ def test_find_edge_on_a_quadratic_never_reaching_the_edge():
 def test_seed_oscillation_puts_the_toy_on_its_floor_and_displaces_it_along_u():
     # L(a, b) = ½(1 + b)a² - c b: the valley floor along u is a = 0, where u = e_a. Off the floor u tilts
     # by about a/(1 + b), so the Newton step measures the oscillation as a to within a few parts in 1000
-    f = toy()
+    f = sharpening_toy(s0=1.0, c=0.02, x0=0.1, y0=1.5)
     point = torch.tensor([1e-3, 1.2], dtype=torch.float64)
     start = ss.seed_oscillation(f, point, 1e-4)
     assert start.x_before == pytest.approx(1e-3, rel=0.01)
@@ -198,37 +145,3 @@ def test_seed_oscillation_puts_the_toy_on_its_floor_and_displaces_it_along_u():
     torch.testing.assert_close(flipped.theta, start.theta, rtol=0, atol=1e-12)
     with pytest.raises(TypeError, match="problem"):
         ss.seed_oscillation(lambda th: th.sum(), torch.zeros(2), 1e-4)
-
-
-@pytest.mark.slow
-def test_predicted_dynamics_follow_gd_through_the_first_cycle_on_the_chebyshev_network():
-    problem = chebyshev_regression()
-    lr = 0.3
-    crossing = ss.find_edge(problem, GD(lr), max_steps=5000, progress=False)
-    # the first step at the edge: S reaches 2/η there and not one step earlier
-    assert crossing.step is not None and crossing.sharpness >= 2 / lr
-    assert crossing.checked_sharpness[-2] < 2 / lr and crossing.checked_step[-2] == crossing.step - 1
-    # the oscillation single precision leaves there is rounding noise: seed a larger one, as chapter 3 does
-    start = ss.seed_oscillation(problem, crossing.theta, 1e-6, u=crossing.u)
-    assert abs(start.x_before) < 5e-7
-    lock = ss.track(problem, GD(lr), start.theta, 250, progress=False)
-    assert lock.diverged_at is None
-    # the constrained trajectory stays on the boundary of M
-    assert np.abs(lock.dagger_sharpness - 2 / lr).max() < 1e-3
-    # sharpness over the first cycle (steps 0-199): GD and the prediction agree to 8.0% at every
-    # step and 0.9% on average (chapter 3); asserted with a quarter more
-    rel_s = np.abs(lock.gd_sharpness - lock.pred_sharpness)[:200] / lock.gd_sharpness[:200]
-    assert rel_s.max() < 0.1 and rel_s.mean() < 0.012
-    # GD first crosses, then is pulled back: the sharpness overshoots 2/η and returns below it
-    # (two-step averages, which remove the flicker of the oscillation)
-    avg = 0.5 * (lock.gd_sharpness[1:] + lock.gd_sharpness[:-1])
-    assert lock.gd_sharpness.max() > 1.1 * 2 / lr and avg[150:200].max() < 2 / lr
-    # the first blow-up of |x|: the prediction peaks 3 steps after GD and 3% higher
-    x_gd, x_pred = np.abs(lock.gd_x) / lock.delta, np.abs(lock.pred_x) / lock.delta
-    assert 0 <= int(x_pred[:200].argmax()) - int(x_gd[:200].argmax()) <= 5
-    assert x_pred[:200].max() == pytest.approx(x_gd[:200].max(), rel=0.06)
-    assert np.mean(np.abs(x_gd - x_pred)[:200]) < 0.15
-    # after the first blow-up GD stays nearer the constrained trajectory than gradient flow
-    after = slice(150, None)
-    assert (lock.gd_dist[after] < lock.gd_gf_dist[after]).all()
-    assert lock.gd_dist.mean() < 0.5 * lock.gd_gf_dist.mean()

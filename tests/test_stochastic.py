@@ -1,36 +1,86 @@
-"""The Edge of Stochastic Stability: eoss_run against direct computations, and the chapter's claims on digits."""
-import json
-import pathlib
+"""eoslab.stochastic: batch sharpness against a direct computation over every batch of a tiny problem,
+the EoSS levels against the period map of heavy ball and on orthogonal rank-one batches, and eoss_run
+against direct computations on a tiny digits network."""
+from itertools import combinations
 
 import numpy as np
 import pytest
 import torch
 
 from eoslab.curvature import hessian
-from eoslab.plotting import plot_eoss, plot_eoss_phase
+from eoslab.plotting import plot_eoss
 from eoslab.problems import digits_eoss
 from eoslab.optim import GD, HeavyBall, Nesterov
 from eoslab.runs import run
-from eoslab.stochastic import eoss_levels, eoss_run, plateau_table, rank_one_batches, revisit_level
-
-PHASE = pathlib.Path(__file__).resolve().parents[1] / "chapters" / "data" / "eoss_phase.json"
+from eoslab.stochastic import batch_sharpness, eoss_levels, eoss_run, plateau_table, rank_one_batches, revisit_level
 
 
+# -- batch sharpness ------------------------------------------------------------
+@pytest.fixture
+def tiny_regression(tiny_mlp):
+    return tiny_mlp  # 12 examples, P = 57, float64
+
+
+def per_batch_ratio(problem, theta, batch, buffer=None, beta=0.0):
+    loss = lambda th: problem.loss(th, torch.tensor(batch))  # noqa: E731
+    H = hessian(loss, theta)
+    g = torch.func.grad(loss)(theta)
+    s = g if buffer is None else g + beta * buffer  # the heavy-ball step direction
+    return float(s @ H @ s / (s @ g))
+
+
+def test_batch_sharpness_samples_are_the_per_batch_ratios(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    result = batch_sharpness(p, theta, 3, rtol=1e-9, min_batches=5, max_batches=5, seed=7)
+    generator = torch.Generator().manual_seed(7)
+    direct = [per_batch_ratio(p, theta, torch.randperm(12, generator=generator)[:3].tolist()) for _ in range(5)]
+    np.testing.assert_allclose(result.samples.numpy(), direct, rtol=1e-10)
+    assert result.num_batches == 5 and result.value == pytest.approx(np.mean(direct))
+
+
+def test_batch_sharpness_converges_to_the_average_over_all_batches(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    exact = np.mean([per_batch_ratio(p, theta, list(b)) for b in combinations(range(12), 2)])
+    result = batch_sharpness(p, theta, 2, rtol=0.01, max_batches=4000)
+    assert abs(result.value - exact) < 3 * result.stderr + 1e-12
+    assert result.stderr <= 0.01 * abs(result.value) or result.num_batches == 4000
+    # the full batch: the Rayleigh quotient of the full Hessian along the full gradient
+    full = batch_sharpness(p, theta, 12, min_batches=2, max_batches=3)
+    assert full.value == pytest.approx(per_batch_ratio(p, theta, list(range(12))), rel=1e-10)
+
+
+def test_momentum_aware_batch_sharpness_uses_the_heavy_ball_step(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    m = torch.randn(p.num_params, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    result = batch_sharpness(p, theta, 4, buffer=m, beta=0.9, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
+    generator = torch.Generator().manual_seed(1)
+    direct = [per_batch_ratio(p, theta, torch.randperm(12, generator=generator)[:4].tolist(), m, 0.9)
+              for _ in range(3)]
+    np.testing.assert_allclose(result.samples.numpy(), direct, rtol=1e-10)
+    # beta = 0 is the plain definition
+    plain = batch_sharpness(p, theta, 4, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
+    zero = batch_sharpness(p, theta, 4, buffer=m, beta=0.0, rtol=1e-9, min_batches=3, max_batches=3, seed=1)
+    np.testing.assert_allclose(zero.samples.numpy(), plain.samples.numpy(), rtol=1e-12)
+
+
+def test_batch_sharpness_validates(tiny_regression):
+    p, theta = tiny_regression, tiny_regression.theta0
+    for kwargs, name in [({"batch_size": 13}, "batch_size"), ({"batch_size": 0}, "batch_size"),
+                         ({"batch_size": 2, "rtol": 0.0}, "rtol"), ({"batch_size": 2, "min_batches": 1}, "min_batches")]:
+        with pytest.raises(ValueError, match=name):
+            batch_sharpness(p, theta, **kwargs)
+    with pytest.raises(ValueError, match="buffer"):
+        batch_sharpness(p, theta, 2, buffer=torch.zeros(3, dtype=torch.float64), beta=0.5)
+    with pytest.raises(ValueError, match="beta"):
+        batch_sharpness(p, theta, 2, buffer=torch.zeros(p.num_params, dtype=torch.float64), beta=1.0)
+
+
+# -- the levels -----------------------------------------------------------------
 def test_levels_are_the_linear_stability_thresholds():
     lv = eoss_levels(0.05, 0.5)
     assert (lv.small, lv.large, lv.plain) == pytest.approx((20.0, 60.0, 40.0))
     plain = eoss_levels(0.2)
     assert plain.small == plain.large == plain.plain == pytest.approx(10.0)
-
-
-def test_predicted_level_follows_the_regime():
-    import dataclasses
-
-    r = eoss_run(digits_eoss(n=40, widths=(6,)), GD(0.1), 8, steps=4, measure_every=4, progress=False)
-    assert r.predicted_level == pytest.approx(20.0)  # plain SGD: 2/η
-    momentum = dataclasses.replace(r, beta=0.9, levels=eoss_levels(0.1, 0.9))
-    assert momentum.predicted_level == pytest.approx(2.0)  # small batch: 2(1-β)/η
-    assert dataclasses.replace(momentum, full_batch=True).predicted_level == pytest.approx(38.0)  # 2(1+β)/η
 
 
 def period_map(a, lr, beta, period):
@@ -99,6 +149,17 @@ def test_sgd_with_momentum_on_orthogonal_batches_turns_unstable_at_the_predicted
 def test_levels_reject_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         eoss_levels(**kwargs)
+
+
+# -- eoss_run -------------------------------------------------------------------
+def test_predicted_level_follows_the_regime():
+    import dataclasses
+
+    r = eoss_run(digits_eoss(n=40, widths=(6,)), GD(0.1), 8, steps=4, measure_every=4, progress=False)
+    assert r.predicted_level == pytest.approx(20.0)  # plain SGD: 2/η
+    momentum = dataclasses.replace(r, beta=0.9, levels=eoss_levels(0.1, 0.9))
+    assert momentum.predicted_level == pytest.approx(2.0)  # small batch: 2(1-β)/η
+    assert dataclasses.replace(momentum, full_batch=True).predicted_level == pytest.approx(38.0)  # 2(1+β)/η
 
 
 @pytest.fixture
@@ -171,30 +232,3 @@ def test_a_divergent_run_stops_cleanly_and_has_no_plateau(tiny_digits):
     assert np.isnan(row["batch_sharpness"]) and row["diverged_at"] == r.diverged_at
     fig = plot_eoss([r])
     assert "diverged at step" in fig.axes[0].get_legend().get_texts()[0].get_text()
-
-
-def test_phase_figure_draws_every_group_and_marks_divergence():
-    rows = [dict(beta=0.0, lr=0.2, batch_size=b, full_batch=b == 100, batch_sharpness=9.0) for b in (8, 100)]
-    rows += [dict(beta=0.9, lr=0.1, batch_size=8, full_batch=False, batch_sharpness=np.nan),
-             dict(beta=0.9, lr=0.1, batch_size=100, full_batch=True, batch_sharpness=37.0)]
-    fig = plot_eoss_phase(rows)
-    ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "β = 0, η = 0.2" in labels and "β = 0.9, η = 0.1" in labels and "diverged" in labels
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "full"]
-    assert ax.get_ylim()[1] == pytest.approx(1.9 * 1.15)
-
-
-def test_stored_phase_data_is_complete():
-    data = json.loads(PHASE.read_text())
-    rows = data["rows"]
-    assert len(rows) == 20 and data["steps"] == 12_000
-    assert {(r["beta"], r["lr"]) for r in rows} == {(0.0, 0.2), (0.5, 0.2), (0.9, 0.02), (0.9, 0.2)}
-    for r in rows:
-        assert r["small"] == pytest.approx(2 * (1 - r["beta"]) / r["lr"])
-        assert len(r["trace"]["step"]) == 11 or r["diverged_at"] is not None
-
-
-# The chapter's claims on the chapter's problem (the SGD plateau at 2/eta, momentum's plateaus at batch 8 and on
-# the full batch, and the stored phase point of beta = 0.9, eta = 0.02, batch 8 within 10 %) are asserted by the
-# hidden claim cells of chapters/07_momentum_eoss.ipynb, which nbval runs with every torch the suite is checked on.

@@ -1,16 +1,75 @@
-"""Static slider panels: every grid point drawn, the same messages as the live panel, HTML that needs no kernel."""
+"""eoslab.widgets: slider panels report divergence and invalid settings, carry a precomputed twin for web
+pages; static panels draw every grid point with the live panel's messages, in HTML that needs no kernel."""
 import base64
 import json
 import re
 
+import matplotlib.pyplot as plt
 import pytest
 
 from eoslab import run
 from eoslab.optim import GD
 from eoslab.problems import quadratic
-from eoslab.widgets import static_panel
+from eoslab.widgets import slider_panel, static_panel
 
 
+# -- live slider panels ---------------------------------------------------------
+def _quadratic_run(lr, steps=50):
+    return run(quadratic([1.0, 0.5], dtype="float64"), GD(lr), steps, progress=False)
+
+
+def test_panel_reports_divergence_instead_of_failing():
+    panel = slider_panel(lambda lr: _quadratic_run(lr), lr=(2.5, 0.1, 3.0, 0.1))
+    status = panel.children[1]
+    assert "diverged at step" in status.value
+    slider = panel.children[0]
+    slider.value = 0.5  # moving the slider re-runs the experiment
+    assert status.value == ""
+    plt.close("all")
+
+
+def test_panel_reports_invalid_settings():
+    panel = slider_panel(lambda lr: _quadratic_run(lr), lr=(0.0, 0.0, 1.0, 0.1))
+    assert "Invalid setting" in panel.children[1].value and "lr" in panel.children[1].value
+
+
+def test_panel_needs_sliders():
+    with pytest.raises(ValueError, match="slider"):
+        slider_panel(lambda lr: None)
+    with pytest.raises(ValueError, match="lr"):
+        slider_panel(lambda lr: None, lr=(1, 2))
+
+
+def test_a_live_panel_carries_its_precomputed_twin_for_web_pages():
+    grid = {"lr": [0.5, 1.0, 2.5]}
+    panel = slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid=grid, static=True)
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # notebooks render the live panel
+    assert 'class="eoslab-static-panel"' in bundle["text/html"]  # pages render the twin
+    assert panel.twin.initial == (1,) and panel.twin.frame(lr=2.5)["status"].endswith("diverged at step 18")
+    live_only = slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid=grid, static=False)
+    assert live_only.twin is None
+    assert "open this chapter as a notebook" in live_only._repr_mimebundle_()["text/html"]
+    with pytest.raises(ValueError, match="one list of values per slider"):
+        slider_panel(lambda lr: _quadratic_run(lr, 20), lr=(1.0, 0.1, 3.0, 0.1), grid={"eta": [1.0]})
+
+
+def test_the_twin_is_computed_only_where_the_book_asks_for_it(monkeypatch):
+    calls = []
+
+    def experiment(lr):
+        calls.append(lr)
+        return _quadratic_run(lr, 5)
+
+    monkeypatch.delenv("EOSLAB_STATIC_PANELS", raising=False)
+    assert slider_panel(experiment, lr=(1.0, 0.1, 3.0, 0.1), grid={"lr": [0.5, 1.0]}).twin is None
+    assert calls == [1.0]  # the live panel's own first run only
+    monkeypatch.setenv("EOSLAB_STATIC_PANELS", "1")
+    assert slider_panel(experiment, lr=(1.0, 0.1, 3.0, 0.1), grid={"lr": [0.5, 1.0]}).twin is not None
+    assert sorted(calls[1:]) == [0.5, 1.0, 1.0]
+
+
+# -- static panels --------------------------------------------------------------
 def experiment(lr, steps):
     return run(quadratic([1.0, 0.5], dtype="float64"), GD(lr), steps, progress=False)
 

@@ -1,0 +1,56 @@
+"""eoslab.flows.central: the complementarity problem on small cases, and the central flow against closed
+forms on quadratics and on the chapter toy L(x, y) = ½(s0 + y)x² - c·y (eoslab.problems.sharpening_toy)."""
+import numpy as np
+import torch
+
+import eoslab
+from eoslab import flows
+from eoslab.flows import CentralFlow, GradientFlow, edge_covariance
+from eoslab.flows.central import _complementarity
+from eoslab.problems import quadratic, sharpening_toy
+from eoslab.runs import compare
+
+
+def test_complementarity_solver_on_small_cases():
+    M = np.eye(2)
+    assert _complementarity(M, np.array([-1.0, 2.0])).tolist() == [1.0, 0.0]
+    assert _complementarity(M, np.array([1.0, 2.0])).tolist() == [0.0, 0.0]
+    M = np.array([[2.0, 1.0], [1.0, 2.0]])
+    s = _complementarity(M, np.array([-3.0, -3.0]))
+    np.testing.assert_allclose(s, [1.0, 1.0])
+    # a random PSD case: check the complementarity conditions themselves
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(4, 4))
+    M, q = B @ B.T, rng.normal(size=4)
+    s = _complementarity(M, q)
+    w = q + M @ s
+    assert (s >= 0).all() and (w >= -1e-9).all() and abs(s @ w) < 1e-9
+
+
+def test_edge_covariance_on_the_toy_is_two_c_per_direction():
+    lr = 0.5  # 2/η = 4 = s0: both directions exactly at the edge
+    p = sharpening_toy(s0=4.0, c=0.02, x0=0.0, dims=2)
+    U = torch.eye(4, dtype=torch.float64)[:, :2]
+    sigma2, G, g = edge_covariance(p, p.theta0, lr, torch.tensor([4.0, 4.0], dtype=torch.float64), U)
+    np.testing.assert_allclose(sigma2.numpy(), [0.04, 0.04], atol=1e-12)  # σ² = 2⟨-∇L, ∇S⟩/‖∇S‖² = 2c
+    v = flows.central_flow(p, p.theta0, lr, torch.tensor([4.0, 4.0], dtype=torch.float64), U)
+    assert float(v.abs().max()) < 1e-12  # the flow stops: sharpening and stabilization balance
+
+
+def test_central_flow_is_gradient_flow_below_the_edge():
+    q = quadratic([3.0, 1.0], theta0=[1.0, -1.0], dtype="float64")
+    values, vectors = torch.tensor([3.0, 1.0], dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    torch.testing.assert_close(flows.central_flow(q, q.theta0, 0.5, values, vectors),
+                               flows.gradient_flow(q, q.theta0, 0.5), rtol=0, atol=1e-15)
+    runs = compare(q, {"CF": CentralFlow(0.5, num_eigs=2)}, steps=5, num_eigs=0)
+    np.testing.assert_array_equal(runs["CF"].extras["sigma2"], np.zeros(6))
+
+
+def test_central_flow_holds_the_toy_at_the_edge_and_predicts_the_average_loss():
+    lr, s0, c = 0.5, 3.0, 0.02  # GF sharpens at rate ηc per step from S = 3 past 2/η = 4
+    p = sharpening_toy(s0=s0, c=c, x0=0.0)
+    cf = eoslab.run(p, CentralFlow(lr, num_eigs=1), 200, num_eigs=1, measure_every=1, progress=False)
+    gf = eoslab.run(p, GradientFlow(lr), 200, num_eigs=1, measure_every=1, progress=False)
+    assert gf.sharpness[-1] > 4.5  # 3 + 200 * 0.5 * 0.02 = 5
+    assert np.abs(cf.sharpness[120:] - 2 / lr).max() < 1e-6  # reached at t = 100, then held
+    np.testing.assert_allclose(cf.extras["sigma2"][120:], 2 * c, rtol=1e-6)
