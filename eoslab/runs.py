@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_int, check_positive, check_real, check_vector, no_other_keywords, renamed
+from .batches import BatchSampler
 from .curvature import top_eigenpairs
 from .history import History
 from .methods import Method, StepInfo
@@ -86,25 +87,6 @@ def until_sharpness_reaches(level=None):
         return view.measured and view.sharpness >= (view.threshold if level is None else level)
 
     return stop
-
-
-class _BatchSampler:
-    """Seeded mini-batch indices: reshuffled epochs (no replacement) or i.i.d. draws."""
-
-    def __init__(self, num_examples, batch_size, replacement, seed, device):
-        self.n, self.b, self.replacement = num_examples, batch_size, replacement
-        self.gen = torch.Generator().manual_seed(seed)
-        self.device = device
-        self.queue = torch.zeros(0, dtype=torch.int64)
-
-    def __call__(self):
-        if self.replacement:
-            idx = torch.randint(self.n, (self.b,), generator=self.gen)
-        else:
-            while self.queue.numel() < self.b:
-                self.queue = torch.cat([self.queue, torch.randperm(self.n, generator=self.gen)])
-            idx, self.queue = self.queue[: self.b], self.queue[self.b:]
-        return idx.to(self.device)
 
 
 def _with_integrator(method, old, where):
@@ -204,7 +186,7 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
             raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
     sampler = None
     if batch_size is not None and batch_size < problem.num_examples:
-        sampler = _BatchSampler(problem.num_examples, batch_size, replacement, recorder.seed, problem.device)
+        sampler = BatchSampler(problem.num_examples, batch_size, replacement, recorder.seed, problem.device)
 
     theta, state = method.start(problem, recorder.start(theta0))
     try:

@@ -17,7 +17,7 @@ LAYERS = [
     ["data", "models", "thresholds"],
     ["problems", "curvature"],
     ["methods", "optim", "flows"],
-    ["history", "runs"],
+    ["history", "batches", "runs"],
     ["stability", "self_stabilization", "manifold", "stochastic"],  # the chapters' own models
     ["analysis", "exercises", "plotting"],
     ["widgets"],

@@ -52,9 +52,9 @@ def test_same_seed_gives_identical_history():
 
 
 def test_minibatches_without_replacement_cover_each_epoch():
-    from eoslab.runs import _BatchSampler
+    from eoslab.batches import BatchSampler
 
-    sampler = _BatchSampler(10, 5, replacement=False, seed=0, device="cpu")
+    sampler = BatchSampler(10, 5, replacement=False, seed=0, device="cpu")
     first_epoch = torch.cat([sampler(), sampler()])
     assert sorted(first_epoch.tolist()) == list(range(10))
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from eoslab import hessian, run
 from eoslab import self_stabilization as ss
 from eoslab.self_stabilization import taylor_center
 from eoslab.optim import GD, HeavyBall
@@ -145,3 +146,58 @@ def test_seed_oscillation_puts_the_toy_on_its_floor_and_displaces_it_along_u():
     torch.testing.assert_close(flipped.theta, start.theta, rtol=0, atol=1e-12)
     with pytest.raises(TypeError, match="problem"):
         ss.seed_oscillation(lambda th: th.sum(), torch.zeros(2), 1e-4)
+
+
+# -- through the one loop --------------------------------------------------------
+def test_find_edge_finds_the_first_step_a_dense_eigendecomposition_finds():
+    toy = sharpening_toy()  # S = 3.9 + y near x = 0; GD at η = 0.5 sharpens to 2/η = 4
+    gd = run(toy, GD(0.5), 200, num_eigs=0, save_every=1, progress=False)
+    dense = [float(torch.linalg.eigvalsh(hessian(toy, th))[-1]) for th in gd.snapshots]
+    first = next(t for t, s in enumerate(dense) if s >= 4.0)
+    for every in (1, 7, 50):  # the coarse pass overshoots, the fine pass steps back
+        crossing = ss.find_edge(toy, GD(0.5), 200, measure_every=every, eig_tol=1e-10, progress=False)
+        assert crossing.step == first
+        torch.testing.assert_close(crossing.theta, gd.snapshots[first], rtol=0, atol=0)
+        assert crossing.sharpness == pytest.approx(dense[first], rel=1e-9)
+
+
+def toy():
+    """The toy of the tests above: L(a, b) = ½(1 + b)a² - 0.02 b from (0.1, 1.5)."""
+    return sharpening_toy(s0=1.0, c=0.02, x0=0.1, y0=1.5)
+
+
+def test_track_is_gd_gradient_flow_and_the_predicted_dynamics_side_by_side():
+    f = toy()
+    lr, steps = 1.0, 6
+    lock = ss.track(f, GD(lr), f.theta0, steps, progress=False)
+    assert set(lock.runs) == {"gd", "pred", "gf"} and len(lock.step) == steps + 1
+    gd = run(f, GD(lr), steps, num_eigs=0, save_every=1, progress=False)
+    np.testing.assert_array_equal(lock.gd_loss, gd.loss)
+    # the primitives, composed by hand: the constrained trajectory and the displacement it carries
+    dagger = ss.project_to_stable_set(f, f.theta0, lr)
+    v = f.theta0 - dagger.theta
+    for t in range(steps + 1):
+        assert lock.dagger_sharpness[t] == pytest.approx(dagger.sharpness, rel=1e-12)
+        assert lock.pred_x[t] == pytest.approx(float(dagger.u @ v), rel=1e-9, abs=1e-15)
+        assert lock.gd_x[t] == pytest.approx(float(dagger.u @ (gd.snapshots[t] - dagger.theta)), rel=1e-9,
+                                             abs=1e-15)
+        v = ss.predicted_step(f, v, dagger, lr)
+        dagger = ss.constrained_step(f, dagger, lr)
+
+
+def test_the_constrained_trajectory_is_a_method_of_its_own():
+    f = toy()
+    h = run(f, ss.ConstrainedTrajectory(1.0), 5, num_eigs=1, measure_every=1, save_every=1, progress=False)
+    np.testing.assert_allclose(h.sharpness, 2.0, rtol=1e-8)  # on the boundary of M: S = 2/η
+    np.testing.assert_allclose(h.extras["sharpness"], h.sharpness, rtol=1e-8)
+    assert h.label == "constrained trajectory (lr=1)"
+
+
+def test_track_and_find_edge_keep_their_old_signatures_for_one_release():
+    f = toy()
+    with pytest.warns(DeprecationWarning, match="GD"):
+        old = ss.track(f, 1.0, theta=f.theta0, steps=2, gradient_flow=False, progress=False)
+    np.testing.assert_array_equal(old.gd_loss, ss.track(f, GD(1.0), f.theta0, 2, gradient_flow=False,
+                                                        progress=False).gd_loss)
+    with pytest.warns(DeprecationWarning, match="measure_every"):
+        ss.find_edge(sharpening_toy(), GD(0.5), 100, check_every=10, progress=False)
