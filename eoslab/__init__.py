@@ -15,8 +15,10 @@ it in this list (``tests/test_layout.py`` checks it):
    DAL, normalized GD, GD on √L, the oscillation cap), :mod:`eoslab.flows`
    (continuous-time models, one file per family).
 3. **The one loop** -- :mod:`eoslab.history` (:class:`History`, the one
-   record), :mod:`eoslab.batches` (which examples a stochastic step uses)
-   and :mod:`eoslab.runs` (:func:`run`, :func:`compare`).
+   record, saved and loaded in an open format), :mod:`eoslab.batches` (which
+   examples a stochastic step uses), :mod:`eoslab.checkpoints` (a run in
+   progress, kept on disk), :mod:`eoslab.recorder` (what the loop records at
+   each step) and :mod:`eoslab.runs` (:func:`run`, :func:`compare`).
 4. **The chapters' own models** -- :mod:`eoslab.stability` (Chapter 1),
    :mod:`eoslab.self_stabilization` (Chapter 3), :mod:`eoslab.manifold`
    (Chapter 6), :mod:`eoslab.stochastic` (Chapter 7).
@@ -38,16 +40,16 @@ Examples
 >>> history.loss.shape
 (101,)
 """
-from . import (analysis, batches, curvature, data, exercises, flows, manifold, methods, models, optim, plotting,
-               problems, self_stabilization, stability, stochastic, thresholds)
+from . import (analysis, batches, checkpoints, curvature, data, exercises, flows, manifold, methods, models, optim,
+               plotting, problems, recorder, self_stabilization, stability, stochastic, thresholds)
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
 from .history import History
 from .methods import Method
 from .runs import compare, run, until_sharpness_reaches
 
 __all__ = [
-    "analysis", "batches", "curvature", "data", "exercises", "flows", "manifold", "methods", "models", "optim", "plotting",
-    "problems", "self_stabilization", "stability", "stochastic", "thresholds",
+    "analysis", "batches", "checkpoints", "curvature", "data", "exercises", "flows", "manifold", "methods", "models",
+    "optim", "plotting", "problems", "recorder", "self_stabilization", "stability", "stochastic", "thresholds",
     "hessian", "hvp", "sharpness", "top_eigenpairs",
     "History", "Method", "compare", "run", "until_sharpness_reaches",
 ]

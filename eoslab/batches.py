@@ -35,3 +35,11 @@ class BatchSampler:
                 self.queue = torch.cat([self.queue, torch.randperm(self.n, generator=self.gen)])
             idx, self.queue = self.queue[: self.b], self.queue[self.b:]
         return idx.to(self.device)
+
+    def state_dict(self):
+        """The generator's state and the rest of the current epoch, for a checkpoint."""
+        return {"generator": self.gen.get_state(), "queue": self.queue.clone()}
+
+    def load_state_dict(self, state):
+        self.gen.set_state(state["generator"])
+        self.queue = state["queue"].clone()

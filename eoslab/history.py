@@ -1,8 +1,10 @@
 """What a run records: :class:`History`, one record for every method."""
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -56,6 +58,9 @@ class History:
         The top eigenvectors at the last measurement (columns), to warm-start a later solve.
     stopped_at : int or None
         The step at which a ``stop`` condition ended the run early, else ``None``.
+    interrupted : bool
+        Whether the run was interrupted (Ctrl-C): what it holds is what was
+        recorded until then (see :func:`eoslab.run`'s ``checkpoint`` to resume).
     lr, threshold, label :
         The method's step size, stability threshold (``2/η`` for GD) and name.
     """
@@ -83,6 +88,7 @@ class History:
     measured: dict = field(default_factory=dict)
     eigenvectors: torch.Tensor | None = None
     stopped_at: int | None = None
+    interrupted: bool = False
 
     @property
     def sharpness(self):
@@ -99,7 +105,11 @@ class History:
         """One line: final loss and sharpness, or where the run diverged."""
         if self.diverged:
             return f"{self.label}: diverged at step {self.diverged_at}"
+        if self.loss.size == 0:
+            return f"{self.label}: nothing recorded" + (" (interrupted)" if self.interrupted else "")
         text = f"{self.label}: {int(self.step[-1])} steps, final loss {self.loss[-1]:.4g}"
+        if self.interrupted:
+            text += " (interrupted)"
         if self.sharpness.size:
             text += f", sharpness {self.sharpness[-1]:.4g}"
             if math.isfinite(self.threshold):
@@ -108,3 +118,71 @@ class History:
 
     def __repr__(self):
         return f"<History {self.summary()}>"
+
+    def save(self, path):
+        """Write the history to ``path`` (``.npz`` is added if missing); :meth:`load` reads it back exactly.
+
+        The format is an ordinary NumPy ``.npz`` archive, readable without
+        eoslab (``numpy.load(path)``, no pickling): one array per field
+        (tensors as arrays of their dtype, ``extras`` and ``measured`` as
+        ``extras/NAME`` and ``measured/NAME``), and ``metadata``, a JSON string
+        with the fields that are not arrays (label, problem name, the steps at
+        which the run diverged or stopped, ``null`` where absent) and the
+        names of the fields that were tensors or ``None``.
+
+        Returns the path written.
+
+        Examples
+        --------
+        >>> import tempfile, eoslab
+        >>> h = eoslab.run(eoslab.problems.quadratic([2.0]), eoslab.optim.GD(0.1), 5, progress=False)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     back = History.load(h.save(d + "/run"))
+        >>> back.loss.tolist() == h.loss.tolist() and back.label == h.label
+        True
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        arrays, meta = {}, {"format": "eoslab.History", "version": 1, "tensors": [], "none": []}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("extras", "measured"):
+                meta[f.name] = sorted(value)
+                for key, v in value.items():
+                    arrays[f"{f.name}/{key}"] = np.asarray(v)
+            elif value is None:
+                meta["none"].append(f.name)
+            elif isinstance(value, torch.Tensor):
+                meta["tensors"].append(f.name)
+                arrays[f.name] = value.detach().cpu().numpy()
+            elif isinstance(value, np.ndarray):
+                arrays[f.name] = value
+            elif isinstance(value, float):  # lr, threshold: as float64 arrays, exact (NaN included)
+                arrays[f.name] = np.float64(value)
+            else:
+                meta[f.name] = value
+        np.savez(path, metadata=np.array(json.dumps(meta)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read a history written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["metadata"]))
+            if meta.get("format") != "eoslab.History":
+                raise ValueError(f"{path} is not a saved eoslab History (no eoslab metadata)")
+            values = {}
+            for f in fields(cls):
+                name = f.name
+                if name in ("extras", "measured"):
+                    values[name] = {key: data[f"{name}/{key}"] for key in meta[name]}
+                elif name in meta["none"]:
+                    values[name] = None
+                elif name in meta["tensors"]:
+                    values[name] = torch.from_numpy(data[name].copy())
+                elif name in data.files:
+                    values[name] = float(data[name]) if data[name].ndim == 0 else data[name]
+                elif name in meta:
+                    values[name] = meta[name]
+        return cls(**values)

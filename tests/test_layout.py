@@ -17,7 +17,7 @@ LAYERS = [
     ["data", "models", "thresholds"],
     ["problems", "curvature"],
     ["methods", "optim", "flows"],
-    ["history", "batches", "runs"],
+    ["history", "batches", "checkpoints", "recorder", "runs"],
     ["stability", "self_stabilization", "manifold", "stochastic"],  # the chapters' own models
     ["analysis", "exercises", "plotting"],
     ["widgets"],

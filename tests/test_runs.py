@@ -76,6 +76,8 @@ def test_float64_and_device_arguments():
         (dict(eig_tol=2.0), "eig_tol"),
         (dict(theta0=torch.zeros(3)), "theta0"),
         (dict(dtype="int8"), "dtype"),
+        (dict(divergence_factor=0.5), r"divergence_factor must be in \(1, inf\]"),
+        (dict(checkpoint_every=0, checkpoint="unused"), "checkpoint_every"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_the_argument(kwargs, name):
@@ -143,3 +145,45 @@ def test_compare_rejects_what_is_not_a_method_and_labels_that_collide():
         compare(quadratic([1.0]), [GD(0.1), GD(0.1)], steps=2)
     named = compare(quadratic([1.0]), {"a": GD(0.1), "b": GD(0.1)}, steps=2)
     assert list(named) == ["a", "b"]
+
+
+# -- nothing lost: interrupts and checkpoints --------------------------------------
+def _stochastic_run(**kwargs):
+    from eoslab.optim import HeavyBall
+    from eoslab.problems import digits_eoss
+
+    p = digits_eoss(n=40, widths=(6,), dtype="float64")
+    return run(p, HeavyBall(0.1, 0.9), 60, batch_size=8, measure_every=5, save_every=5, progress=False, **kwargs)
+
+
+def test_an_interrupted_run_returns_what_it_recorded_and_resumes_bit_for_bit(tmp_path, same_history):
+    whole = _stochastic_run()
+    path = tmp_path / "run.ckpt"
+
+    def interrupt(view):
+        if view.t == 37:
+            raise KeyboardInterrupt
+
+    part = _stochastic_run(checkpoint=path, checkpoint_every=10, callback=interrupt)
+    assert part.interrupted and len(part.loss) == 38 and "interrupted" in part.summary()
+    np.testing.assert_array_equal(part.loss, whole.loss[:38])
+    seen = []
+    resumed = _stochastic_run(checkpoint=path, checkpoint_every=10, callback=lambda v: seen.append(v.t))
+    assert seen[0] == 30  # from the last checkpoint, with the momentum buffer, the batch order and the warm start
+    assert not resumed.interrupted
+    same_history(resumed, whole)
+    seen.clear()
+    again = _stochastic_run(checkpoint=path, checkpoint_every=10, callback=lambda v: seen.append(v.t))
+    assert seen == [] and again.loss.tolist() == whole.loss.tolist()  # a finished run is read, not rerun
+
+
+def test_a_checkpoint_is_never_continued_by_another_run(tmp_path):
+    from eoslab.optim import GD
+    from eoslab.problems import quadratic
+
+    path = tmp_path / "run.ckpt"
+    run(quadratic([1.0]), GD(0.1), 10, checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match="another run.*method"):
+        run(quadratic([1.0]), GD(0.2), 10, checkpoint=path, progress=False)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        run(quadratic([1.0]), GD(0.1), 10, checkpoint=tmp_path / "x", checkpoint_every=0, progress=False)

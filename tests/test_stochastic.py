@@ -232,3 +232,11 @@ def test_a_divergent_run_stops_cleanly_and_has_no_plateau(tiny_digits):
     assert np.isnan(row["batch_sharpness"]) and row["diverged_at"] == r.diverged_at
     fig = plot_eoss([r])
     assert "diverged at step" in fig.axes[0].get_legend().get_texts()[0].get_text()
+
+
+def test_eoss_run_keeps_a_checkpoint_and_reads_a_finished_run_back(tiny_digits, tmp_path, same_history):
+    path = tmp_path / "eoss.ckpt"
+    first = eoss_run(tiny_digits, HeavyBall(0.3, 0.5), 4, steps=20, measure_every=10, checkpoint=path, progress=False)
+    again = eoss_run(tiny_digits, HeavyBall(0.3, 0.5), 4, steps=20, measure_every=10, checkpoint=path, progress=False)
+    same_history(first.history, again.history)
+    np.testing.assert_array_equal(first.batch_sharpness, again.batch_sharpness)

@@ -8,6 +8,10 @@ Run from the repository root::
 Every point is one :func:`eoslab.stochastic.eoss_run` on
 :func:`eoslab.problems.digits_eoss` (12,000 steps, seed 0); the plateau is
 the mean over the second half of the run (:func:`eoslab.stochastic.plateau_table`).
+
+Each run keeps a checkpoint in ``--work`` (default ``chapters/data/eoss_phase_runs/``, not tracked) as it
+goes: an interrupted script, run again, reads the finished runs back and continues the unfinished one
+where it stopped.
 """
 import argparse
 import json
@@ -27,13 +31,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).with_name("eoss_phase.json")))
+    parser.add_argument("--work", default=str(pathlib.Path(__file__).with_name("eoss_phase_runs")))
     args = parser.parse_args()
     problem = digits_eoss()
     runs, start = [], time.time()
     for beta, lr in SETTINGS:
         for batch in BATCH_SIZES:
             method = HeavyBall(lr, beta) if beta > 0 else GD(lr)
-            r = eoss_run(problem, method, batch, steps=STEPS, device=args.device, progress=False)
+            checkpoint = pathlib.Path(args.work) / f"beta{beta:g}_lr{lr:g}_batch{batch or 'full'}.ckpt"
+            r = eoss_run(problem, method, batch, steps=STEPS, device=args.device, checkpoint=checkpoint,
+                         progress=False)
             print(f"{r!r}  ({time.time() - start:.0f} s)", flush=True)
             runs.append(r)
     rows = plateau_table(runs)

@@ -140,7 +140,7 @@ def _as_optimizer(method, beta, where):
 
 
 def eoss_run(problem, method, batch_size=None, *, steps=10_000, measure_every=None, rtol=0.03, max_batches=200,
-             seed=0, device=None, dtype=None, progress=True, beta=None, **deprecated):
+             seed=0, checkpoint=None, device=None, dtype=None, progress=True, beta=None, **deprecated):
     """Train with SGD (``GD`` or ``HeavyBall``) and measure batch sharpness and λ_max along the way.
 
     One call of :func:`eoslab.run`, with ``batch_size`` and a batch-sharpness
@@ -166,6 +166,8 @@ def eoss_run(problem, method, batch_size=None, *, steps=10_000, measure_every=No
         The Monte Carlo stopping rule of :func:`~eoslab.stochastic.batch_sharpness`.
     seed : int
         Seeds the batch order, the eigensolver and the batch-sharpness draws.
+    checkpoint : str or path, optional
+        Keep the run's progress there and continue from it (see :func:`eoslab.run`).
     device, dtype : optional
         Where to run (``"cuda"`` for a GPU).
     progress : bool
@@ -212,7 +214,7 @@ def eoss_run(problem, method, batch_size=None, *, steps=10_000, measure_every=No
 
     history = run(problem, method, steps, batch_size=None if batch_size == n else batch_size, num_eigs=1,
                   measure_every=every, save_every=every, measures={"batch_sharpness": measure}, seed=seed,
-                  progress=progress)
+                  checkpoint=checkpoint, progress=progress)
     m = history.measured
     k = len(history.measure_step)
     lambda_max = dict(zip(history.eig_step.tolist(), history.sharpness.tolist()))
