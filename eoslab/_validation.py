@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
 _DTYPES = {
@@ -73,9 +74,12 @@ def check_choice(name, value, choices):
     return key
 
 
-def resolve_dtype(dtype):
-    """Accept ``None`` (float32), ``"float32"``/``"float64"`` or the torch dtypes."""
+def resolve_dtype(dtype, like=None):
+    """Accept ``None`` (float32, or float64 when ``like`` is a float64 tensor or array), ``"float32"``/``"float64"``
+    or the torch dtypes."""
     if dtype is None:
+        if getattr(like, "dtype", None) in (torch.float64, np.float64):
+            return torch.float64
         return torch.float32
     try:
         return _DTYPES[dtype]
@@ -96,6 +100,25 @@ def resolve_device(device):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was requested but CUDA is not available on this machine")
     return device
+
+
+def check_finite_vector(name, theta, size=None):
+    """:func:`check_vector`, and every entry finite (a start point, a point to evaluate at)."""
+    check_vector(name, theta, size)
+    if not bool(torch.isfinite(theta).all()):
+        raise ValueError(f"{name} must be finite: it has {int((~torch.isfinite(theta)).sum())} NaN or infinite entries")
+    return theta
+
+
+def check_like(name, theta, problem):
+    """``theta`` a flat vector with the problem's size and dtype, when the loss is a problem (anything else passes)."""
+    size = getattr(problem, "num_params", None)
+    check_vector(name, theta, size=size if isinstance(size, int) else None)
+    dtype = getattr(problem, "dtype", None)
+    if isinstance(dtype, torch.dtype) and theta.dtype != dtype:
+        raise ValueError(f"{name} has dtype {theta.dtype} but the problem is in {dtype}: "
+                         f"pass {name}.to({dtype}) or the problem's .to(dtype=...)")
+    return theta
 
 
 def check_vector(name, theta, size=None):

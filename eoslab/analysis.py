@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .history import History
+
 __all__ = ["EdgeSummary", "distance_by_time", "edge_summary", "midpoints", "tracking_error"]
 
 
@@ -40,12 +42,20 @@ class EdgeSummary:
                 f"loss {self.initial_loss:.3g} -> {self.final_loss:.3g}")
 
 
+def _check_history(name, value):
+    if not isinstance(value, History):
+        raise TypeError(f"{name} must be an eoslab History (what eoslab.run returns), got {type(value).__name__}")
+    if value.loss.size == 0:
+        raise ValueError(f"{name} recorded nothing (a run interrupted or diverged at step 0)")
+
+
 def edge_summary(history, threshold=None):
     """Summarize the Edge of Stability phase of a run.
 
     The phase starts at the first measurement whose sharpness reaches
     ``threshold`` (default: the run's own, ``2/η`` for GD) and lasts to the end.
     """
+    _check_history("history", history)
     threshold = history.threshold if threshold is None else float(threshold)
     reached = np.flatnonzero(history.sharpness >= threshold)
     if reached.size == 0:
@@ -69,6 +79,7 @@ def distance_by_time(a, b):
         The common times ``lr × step`` and the distances there.
     """
     for name, h in (("a", a), ("b", b)):
+        _check_history(name, h)
         if h.snapshots is None:
             raise ValueError(f"history {name} saved no parameters: run it with save_every=...")
     ta = a.lr * a.snapshot_step
@@ -88,6 +99,7 @@ def midpoints(history):
     returns a tensor of shape ``(T - 1, P)``. On a period-two orbit
     :math:`x \pm a u` the midpoint is exactly ``x``.
     """
+    _check_history("history", history)
     if history.snapshots is None or len(history.snapshot_step) < 3 or np.any(np.diff(history.snapshot_step) != 1):
         raise ValueError("midpoints need parameters saved at every step: run with save_every=1 and at least 2 steps")
     s = history.snapshots.double()
@@ -100,6 +112,7 @@ def tracking_error(model, gd, horizons=None):
     Both histories need snapshots at every step from the same start (as
     :func:`eoslab.flows.compare` makes them).
     """
+    _check_history("model", model)
     mid = midpoints(gd)
     n = min(len(mid), len(model.snapshots) - 2)
     error = (model.snapshots[1 : n + 1].double() - mid[:n]).norm(dim=1).numpy()

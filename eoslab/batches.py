@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from ._validation import check_int, resolve_device
+
 __all__ = ["BatchSampler"]
 
 
@@ -22,6 +24,12 @@ class BatchSampler:
     """
 
     def __init__(self, num_examples, batch_size, replacement, seed, device):
+        num_examples = check_int("num_examples", num_examples, low=1)
+        batch_size = check_int("batch_size", batch_size, low=1, high=num_examples)
+        if not isinstance(replacement, bool):
+            raise TypeError(f"replacement must be True or False, got {replacement!r}")
+        seed = check_int("seed", seed)
+        device = resolve_device(device)
         self.n, self.b, self.replacement = num_examples, batch_size, replacement
         self.gen = torch.Generator().manual_seed(seed)
         self.device = device

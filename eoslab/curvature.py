@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_int, check_real, check_vector, no_other_keywords, renamed
+from ._validation import check_finite_vector, check_int, check_like, check_real, check_vector, no_other_keywords, renamed
 
 __all__ = [
     "HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs",
@@ -57,7 +57,8 @@ class HessianOperator:
 
     def __init__(self, loss, theta):
         _check_loss(loss)
-        check_vector("theta", theta)
+        check_like("theta", theta, loss)
+        check_finite_vector("theta", theta)
         self.size = theta.numel()
         self._theta = theta.detach().requires_grad_(True)
         with torch.enable_grad():

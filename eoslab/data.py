@@ -5,6 +5,8 @@ import torch
 
 from ._validation import check_int
 
+__all__ = ["chebyshev_data", "cifar10_data", "digits_data"]
+
 
 def chebyshev_data(degree=4, n=20):
     """``n`` equally spaced points on ``[-1, 1]`` and the Chebyshev polynomial ``T_degree``.

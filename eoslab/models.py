@@ -13,6 +13,8 @@ import torch
 
 from ._validation import check_choice, check_int, check_positive
 
+__all__ = ["MLP"]
+
 ACTIVATIONS = {
     "tanh": torch.tanh,
     "relu": torch.relu,

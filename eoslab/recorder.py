@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._validation import check_int, check_real, check_vector
+from ._validation import check_finite_vector, check_int, check_real, check_vector
 from .curvature import top_eigenpairs
 from .history import History
 from .problems import Problem
@@ -92,7 +92,8 @@ class Recorder:
         """The starting point: ``theta0`` if given, else the problem's, on its device and dtype."""
         p = self.problem
         theta = p.theta0 if theta0 is None else check_vector("theta0", theta0, size=p.num_params)
-        return theta.detach().to(device=p.device, dtype=p.dtype).clone()
+        theta = theta.detach().to(device=p.device, dtype=p.dtype).clone()
+        return check_finite_vector("theta0" if theta0 is not None else "problem.theta0", theta)
 
     def _diverged(self, theta, loss_value, grad_norm):
         if self.limit is None:

@@ -149,6 +149,8 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
     problem, steps = recorder.problem, recorder.steps
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, low=1, high=problem.num_examples)
+    if not isinstance(replacement, bool):
+        raise TypeError(f"replacement must be True or False, got {replacement!r}")
     for name, fn in (("stop", stop), ("callback", callback)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
@@ -250,6 +252,10 @@ def compare(problem, methods, steps, *, save_every=1, **kwargs):
     >>> [round(float(h.snapshots[3, 0]), 6) for h in runs.values()]
     [-0.125, -0.125]
     """
+    if not isinstance(methods, (dict, list, tuple)):
+        raise TypeError(f"methods must be a dict {{label: method}} or a list of methods, got {type(methods).__name__}")
+    if not methods:
+        raise ValueError("methods is empty: pass at least one method to compare")
     if isinstance(methods, dict):
         items = list(methods.items())
     else:

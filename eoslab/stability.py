@@ -51,6 +51,8 @@ def characteristic_roots(optimizer, curvature):
     -------
     ndarray of complex, shape (..., 1) for GD and (..., 2) for momentum
     """
+    if type(optimizer) not in (GD, HeavyBall, Nesterov):
+        raise TypeError(f"optimizer must be GD, HeavyBall or Nesterov, got {type(optimizer).__name__}")
     a = np.asarray(curvature, dtype=float)
     lr = optimizer.lr
     if type(optimizer) is GD:

@@ -14,10 +14,18 @@ import math
 
 import torch
 
-from .._validation import check_real
+from .._validation import check_like, check_real
 from ..methods import Method
 
 __all__ = ["Flow", "rk4_step"]
+
+
+def check_problem(problem, theta=None):
+    """``problem`` has a loss and a gradient (an eoslab Problem); ``theta``, if given, is a point of it."""
+    if not callable(getattr(problem, "value_and_grad", None)):
+        raise TypeError(f"problem must be an eoslab Problem (with value_and_grad), got {type(problem).__name__}")
+    if theta is not None:
+        check_like("theta", theta, problem)
 
 
 def rk4_step(velocity, theta, h):

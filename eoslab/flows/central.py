@@ -9,7 +9,7 @@ import torch
 
 from .._validation import check_int, check_positive, check_real
 from ..curvature import HessianOperator, top_eigenpairs
-from .base import Flow
+from .base import Flow, check_problem
 
 __all__ = ["CentralFlow", "CentralState", "central_flow", "edge_covariance"]
 
@@ -72,6 +72,13 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, o
     g : torch.Tensor
         The gradient at ``theta``.
     """
+    check_problem(problem, theta)
+    if not isinstance(eigenvectors, torch.Tensor) or eigenvectors.ndim != 2 or eigenvectors.shape[0] != theta.numel():
+        raise ValueError(f"eigenvectors must be a tensor of shape ({theta.numel()}, k), "
+                         f"got {getattr(eigenvectors, 'shape', type(eigenvectors).__name__)}")
+    if not isinstance(eigenvalues, torch.Tensor) or eigenvalues.shape != (eigenvectors.shape[1],):
+        raise ValueError(f"eigenvalues must be a tensor of shape ({eigenvectors.shape[1]},), "
+                         f"got {getattr(eigenvalues, 'shape', type(eigenvalues).__name__)}")
     k = eigenvectors.shape[1]
     op = HessianOperator(problem, theta) if operator is None else operator
     G = torch.stack([op.third_derivative(eigenvectors[:, i]) for i in range(k)], dim=1)

@@ -8,7 +8,7 @@ import torch
 
 from .._validation import check_int, check_real
 from ..curvature import hvp, top_eigenpairs
-from .base import Flow
+from .base import Flow, check_problem
 
 __all__ = ["EdgeFlow", "EdgeState", "edge_flow_step"]
 
@@ -92,6 +92,9 @@ def edge_flow_step(problem, state, lr, *, substeps=1):
     the oscillation) flips once per step when :math:`1 - \eta\lambda_u < 0` at
     the step's start.
     """
+    check_problem(problem)
+    if not isinstance(state, EdgeState):
+        raise TypeError(f"state must be an EdgeState (from EdgeFlow.start), got {type(state).__name__}")
     substeps = check_int("substeps", substeps, low=1)
     h = 1.0 / substeps
     phase = state.phase

@@ -2,13 +2,14 @@ r"""Gradient flow and the implicit-gradient-regularization (IGR) flow."""
 from __future__ import annotations
 
 from ..curvature import HessianOperator
-from .base import Flow
+from .base import Flow, check_problem
 
 __all__ = ["GradientFlow", "IGRFlow", "gradient_flow", "igr_flow"]
 
 
 def gradient_flow(problem, theta, lr):
     r"""Gradient flow in step units: :math:`-\eta\,\nabla L(\theta)`."""
+    check_problem(problem, theta)
     return -lr * problem.value_and_grad(theta)[1]
 
 
@@ -21,6 +22,7 @@ def igr_flow(problem, theta, lr):
     which follows GD to :math:`O(\eta^3)` per step while :math:`\eta\lambda < 1`
     for every Hessian eigenvalue.
     """
+    check_problem(problem, theta)
     op = HessianOperator(problem, theta)
     g = op.gradient
     return -lr * (g + 0.5 * lr * op.matvec(g))

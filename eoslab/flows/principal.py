@@ -7,7 +7,7 @@ import torch
 
 from .._validation import check_int, check_real, check_vector
 from ..curvature import hessian
-from .base import Flow
+from .base import Flow, check_problem
 
 __all__ = ["PrincipalFlow", "principal_coefficients", "principal_flow"]
 
@@ -30,6 +30,9 @@ def principal_coefficients(eigenvalues, lr, *, floor=1e-8):
     >>> c[0].real.item(), round(c[1].real.item(), 3), round(c[2].imag.item() * 3, 6)
     (-1.0, -18.421, 3.141593)
     """
+    if not isinstance(eigenvalues, torch.Tensor):
+        raise TypeError(f"eigenvalues must be a torch.Tensor, got {type(eigenvalues).__name__}")
+    lr = check_real("lr", lr, low=0.0, low_open=True)
     lam = eigenvalues
     x = lr * lam
     one_minus = 1.0 - x
@@ -68,6 +71,9 @@ def principal_flow(problem, z, lr, *, floor=1e-8, max_params=2_000):
     :math:`\nabla L(x + iy) \approx \nabla L(x) + i H(x)\, y`, which is exact
     for quadratics (our choice for networks). Returns a complex tensor.
     """
+    check_problem(problem)
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"z must be a torch.Tensor, got {type(z).__name__}")
     if not torch.is_complex(z):
         z = z.to(torch.complex128 if z.dtype == torch.float64 else torch.complex64)
     x, y = z.real.contiguous(), z.imag.contiguous()

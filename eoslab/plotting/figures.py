@@ -12,12 +12,23 @@ __all__ = ["plot_contour_paths", "plot_eoss", "plot_eoss_phase", "plot_history",
            "plot_two_variable"]
 
 
+def _records(name, value, attributes, kind):
+    """``value`` as a list of records that have ``attributes``; ``TypeError`` naming ``name`` otherwise."""
+    items = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, (list, tuple)) \
+        else [value]
+    if not items:
+        raise ValueError(f"{name} is empty: pass at least one {kind}")
+    for item in items:
+        if not all(hasattr(item, a) for a in attributes):
+            raise TypeError(f"{name} must be {kind} objects (or a list or dict of them), got {type(item).__name__}")
+    return items
+
+
 def _as_list(histories):
+    items = _records("histories", histories, ("loss", "label", "eig_step"), "eoslab History")
     if isinstance(histories, dict):
-        return list(histories.values()), list(histories.keys())
-    if not isinstance(histories, (list, tuple)):
-        histories = [histories]
-    return list(histories), [h.label for h in histories]
+        return items, list(histories.keys())
+    return items, [h.label for h in items]
 
 
 def _pair(axes):
@@ -157,6 +168,7 @@ def plot_two_variable(traj, *, axes=None, title=None):
     The equilibrium :math:`|x| = \delta = \sqrt{2\alpha/\beta}` and :math:`y = 0`
     are dashed. Returns the figure.
     """
+    _records("traj", traj, ("x", "y", "stage", "stage_names"), "TwoVariableTrajectory")
     fig, axes = _pair(axes)
     ax_x, ax_y = axes
     steps = traj.step
@@ -186,6 +198,7 @@ def plot_lockstep(lock, *, axes=None, title=None, stop=None):
     trajectory and to gradient flow. ``stop`` limits the steps drawn.
     Returns the figure.
     """
+    _records("lock", lock, ("gd_x", "pred_x", "delta", "gd_sharpness"), "Lockstep")
     if axes is None:
         fig, axes = plt.subplots(2, 2, figsize=(PAGE_WIDTH, 5.6), constrained_layout=True)
         axes = axes.ravel()
@@ -248,6 +261,7 @@ def plot_eoss(runs, *, axes=None, title=None):
     -------
     matplotlib.figure.Figure
     """
+    _records("runs", runs, ("history", "batch_sharpness", "levels"), "EossRun")
     runs = list(runs) if isinstance(runs, (list, tuple)) else [runs]
     fig, axes = _pair(axes)
     ax_loss, ax_bs = axes

@@ -38,8 +38,14 @@ STYLE = {
 STAGE_COLORS = {1: "#dce8f7", 2: "#fbe0cc", 3: "#d9efd5", 4: "#eadcf2"}
 
 
+def _check_figure(fig):
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+
+
 def smallest_font(fig):
     """The size in points of the smallest visible text in a figure (tick labels, legends, titles...)."""
+    _check_figure(fig)
     fig.canvas.draw()  # tick labels exist once drawn
     return _smallest_drawn_font(fig)
 
@@ -62,6 +68,7 @@ def figure_png(fig, *, dpi=None):
     large the figure's text appears where it is shown (the book's browser
     test does).
     """
+    _check_figure(fig)
     from PIL import Image, PngImagePlugin
 
     if dpi is None:

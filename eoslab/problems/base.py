@@ -23,7 +23,7 @@ import copy
 
 import torch
 
-from .._validation import resolve_device, resolve_dtype
+from .._validation import check_finite_vector, resolve_device, resolve_dtype
 
 __all__ = ["FunctionProblem", "Problem", "function_problem"]
 
@@ -129,8 +129,12 @@ def function_problem(fn, theta0, *, name="function", device=None, dtype=None):
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    theta0 = torch.as_tensor(theta0, dtype=resolve_dtype(dtype), device=resolve_device(device)).reshape(-1)
+    theta0 = torch.as_tensor(theta0, dtype=resolve_dtype(dtype, like=theta0), device=resolve_device(device)).reshape(-1)
+    if theta0.numel() == 0:
+        raise ValueError("theta0 must have at least one entry, got an empty start point")
+    check_finite_vector("theta0", theta0)
     value = fn(theta0)
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
-        raise ValueError("fn must return a scalar tensor")
+        raise ValueError(f"fn must return a scalar tensor, got {type(value).__name__}"
+                         + (f" of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else ""))
     return FunctionProblem(fn, theta0, name)

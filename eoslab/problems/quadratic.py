@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import check_vector, no_other_keywords, renamed, resolve_device, resolve_dtype
+from .._validation import check_finite_vector, no_other_keywords, renamed, resolve_device, resolve_dtype
 from .base import Problem
 
 __all__ = ["Quadratic", "quadratic"]
@@ -70,7 +70,7 @@ def quadratic(eigenvalues, theta0=None, eigenvectors=None, *, device=None, dtype
     """
     theta0 = renamed(deprecated, "x0", "theta0", "quadratic", value=theta0)
     no_other_keywords(deprecated, "quadratic")
-    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    device, dtype = resolve_device(device), resolve_dtype(dtype, like=theta0)
     lam = torch.as_tensor(eigenvalues, dtype=torch.float64).reshape(-1)
     if lam.numel() == 0 or not torch.isfinite(lam).all():
         raise ValueError(f"eigenvalues must be a non-empty sequence of finite numbers, got {eigenvalues!r}")
@@ -84,7 +84,7 @@ def quadratic(eigenvalues, theta0=None, eigenvectors=None, *, device=None, dtype
         if not torch.allclose(Q.T @ Q, torch.eye(d, dtype=torch.float64), atol=1e-8):
             raise ValueError("eigenvectors must be an orthogonal matrix (Q^T Q = I)")
     x0 = torch.ones(d, dtype=torch.float64) if theta0 is None else torch.as_tensor(theta0, dtype=torch.float64)
-    check_vector("theta0", x0, size=d)
+    check_finite_vector("theta0", x0, size=d)
     order = torch.argsort(lam, descending=True)
     lam, Q = lam[order], Q[:, order]
     A = (Q * lam) @ Q.T

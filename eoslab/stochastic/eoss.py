@@ -235,6 +235,8 @@ def plateau_table(runs, start=0.5):
     ``diverged_at``. A diverged run has NaN measurements. ``trained`` is
     :attr:`EossRun.trained`: False for a run that did not halve its loss.
     """
+    if not isinstance(runs, (list, tuple)) or not all(isinstance(r, EossRun) for r in runs):
+        raise TypeError(f"runs must be a list of EossRun (from eoss_run), got {type(runs).__name__}")
     rows = []
     for r in runs:
         row = dict(label=r.label, lr=r.lr, beta=r.beta, batch_size=r.batch_size, full_batch=r.full_batch,
