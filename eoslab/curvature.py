@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_finite_vector, check_int, check_like, check_real, check_vector, no_other_keywords, renamed
+from ._validation import (check_finite_vector, check_int, check_like, check_real, check_vector, no_other_keywords,
+                          renamed)
 
 __all__ = [
     "HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs",

@@ -240,3 +240,18 @@ def test_eoss_run_keeps_a_checkpoint_and_reads_a_finished_run_back(tiny_digits, 
     again = eoss_run(tiny_digits, HeavyBall(0.3, 0.5), 4, steps=20, measure_every=10, checkpoint=path, progress=False)
     same_history(first.history, again.history)
     np.testing.assert_array_equal(first.batch_sharpness, again.batch_sharpness)
+
+
+def test_a_plateau_says_whether_the_series_has_levelled_off():
+    import dataclasses
+
+    r = eoss_run(digits_eoss(n=40, widths=(6,)), GD(0.1), 8, steps=20, measure_every=1, progress=False)
+    step = np.arange(21)
+    flat = dataclasses.replace(r, step=step, batch_sharpness=10 + 0.5 * np.cos(step * 2.1),
+                               lambda_max=np.full(21, 5.0), momentum_batch_sharpness=np.full(21, 10.0))
+    p = flat.plateau()
+    assert p.levelled_off and abs(p.trend) < 0.05 and "not levelled off" not in str(p)
+    rising = dataclasses.replace(flat, batch_sharpness=7.7 + 0.2 * step)  # 9.7 -> 11.7 across the window
+    p = rising.plateau()
+    assert not p.levelled_off and p.trend > 0.1 and "not levelled off" in str(p)
+    assert plateau_table([rising])[0]["levelled_off"] is False

@@ -1,4 +1,4 @@
-r"""The principal flow of Rosca et al.: GD's exact continuous-time extension on quadratics, complex beyond ``ηλ = 1``."""
+r"""The principal flow of Rosca et al.: GD's exact continuous-time extension on quadratics (complex beyond ηλ = 1)."""
 from __future__ import annotations
 
 import math

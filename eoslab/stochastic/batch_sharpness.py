@@ -88,7 +88,8 @@ def batch_sharpness(problem, theta, batch_size, *, buffer=None, beta=0.0, rtol=0
     """
     check_vector("theta", theta)
     if not hasattr(problem, "num_examples") or not hasattr(problem, "loss"):
-        raise TypeError(f"problem must be an eoslab Problem (with examples and a batch loss), got {type(problem).__name__}")
+        raise TypeError(f"problem must be an eoslab Problem (with examples and a batch loss), "
+                        f"got {type(problem).__name__}")
     n = check_int("problem.num_examples", problem.num_examples, low=1)
     batch_size = check_int("batch_size", batch_size, low=1, high=n)
     rtol = check_real("rtol", rtol, low=0.0, high=1.0, low_open=True, high_open=True)

@@ -25,6 +25,12 @@ class Plateau:
     ``batch_sharpness`` is the mean; ``low`` and ``high`` its extremes over
     the window; ``lambda_max`` and ``momentum_batch_sharpness`` are means
     over the same measurements.
+
+    ``trend`` is the change of the mean from the window's first half to its
+    second, relative to the plateau; ``levelled_off`` says whether that change
+    is within twice its standard error (the two halves' scatter) or 5 %,
+    whichever is larger. A series still rising (or falling) through the
+    window has not reached its level: run longer before reading it.
     """
 
     batch_sharpness: float
@@ -33,6 +39,15 @@ class Plateau:
     lambda_max: float
     momentum_batch_sharpness: float
     num_measurements: int
+    trend: float = float("nan")
+    levelled_off: bool = True
+
+    def __str__(self):
+        text = (f"batch sharpness {self.batch_sharpness:.4g} (range {self.low:.4g}-{self.high:.4g}), "
+                f"λ_max {self.lambda_max:.4g}, over {self.num_measurements} measurements")
+        if not self.levelled_off:
+            text += f"; not levelled off: the mean moved by {self.trend:+.0%} across the window"
+        return text
 
 
 @dataclass
@@ -112,14 +127,27 @@ class EossRun:
             where = f"diverged at step {self.diverged_at}" if self.diverged_at is not None else "has no measurement"
             raise ValueError(f"no plateau: the run ({self.label}) {where} in the window from {start:g} of its length")
         bs = self.batch_sharpness[window]
+        trend, levelled = _trend(bs)
         return Plateau(float(bs.mean()), float(bs.min()), float(bs.max()), float(self.lambda_max[window].mean()),
-                       float(self.momentum_batch_sharpness[window].mean()), int(window.sum()))
+                       float(self.momentum_batch_sharpness[window].mean()), int(window.sum()), trend, levelled)
 
     def __repr__(self):
         if self.diverged_at is not None:
             return f"<EossRun {self.label}: diverged at step {self.diverged_at}>"
         return (f"<EossRun {self.label}: {len(self.step)} measurements, "
                 f"final batch sharpness {self.batch_sharpness[-1]:.4g}, λ_max {self.lambda_max[-1]:.4g}>")
+
+
+def _trend(series):
+    """(relative change of the mean from the first half of ``series`` to the second, whether it is within noise)."""
+    n = len(series)
+    if n < 4:
+        return float("nan"), True  # too few measurements to tell a trend from scatter
+    first, second = series[: n // 2], series[n - n // 2:]
+    level = abs(float(series.mean())) or 1.0
+    change = float(second.mean() - first.mean())
+    noise = float(np.sqrt(first.var(ddof=1) / len(first) + second.var(ddof=1) / len(second)))
+    return change / level, abs(change) <= max(2 * noise, 0.05 * level)
 
 
 def _as_optimizer(method, beta, where):
@@ -230,7 +258,7 @@ def plateau_table(runs, start=0.5):
     Returns a list of dicts with keys ``label``, ``lr``, ``beta``,
     ``batch_size``, ``batch_sharpness``, ``lambda_max``,
     ``momentum_batch_sharpness``, ``small``, ``large``, ``ratio_small``,
-    ``ratio_large`` (measured / predicted), ``initial_loss``, ``final_loss``
+    ``ratio_large`` (measured / predicted), ``levelled_off`` (see :class:`Plateau`), ``initial_loss``, ``final_loss``
     (full batch, at the first and last measurement), ``trained`` and
     ``diverged_at``. A diverged run has NaN measurements. ``trained`` is
     :attr:`EossRun.trained`: False for a run that did not halve its loss.
@@ -246,9 +274,10 @@ def plateau_table(runs, start=0.5):
         try:
             p = r.plateau(start)
             row.update(batch_sharpness=p.batch_sharpness, lambda_max=p.lambda_max,
-                       momentum_batch_sharpness=p.momentum_batch_sharpness)
+                       momentum_batch_sharpness=p.momentum_batch_sharpness, levelled_off=p.levelled_off)
         except ValueError:
-            row.update(batch_sharpness=np.nan, lambda_max=np.nan, momentum_batch_sharpness=np.nan)
+            row.update(batch_sharpness=np.nan, lambda_max=np.nan, momentum_batch_sharpness=np.nan,
+                       levelled_off=False)
         row["ratio_small"] = row["batch_sharpness"] / row["small"]
         row["ratio_large"] = row["batch_sharpness"] / row["large"]
         rows.append(row)
