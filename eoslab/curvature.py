@@ -89,6 +89,14 @@ class HessianOperator:
 
     __matmul__ = matvec
 
+    def require_at(self, theta):
+        """This operator, after checking that it was built at ``theta`` (``ValueError`` if not)."""
+        built_at = self._theta.detach()
+        if built_at.shape != theta.shape or built_at.dtype != theta.dtype or not torch.equal(built_at, theta.detach()):
+            raise ValueError("operator was built at another point than theta: "
+                             "build it with HessianOperator(loss, theta)")
+        return self
+
     def third_derivative(self, u, w=None):
         r"""The vector :math:`\nabla^3 L(\theta)[u, w] = \nabla_\theta(u^\top H(\theta) w)`, ``w`` defaulting to ``u``.
 
@@ -108,6 +116,13 @@ class HessianOperator:
                 return torch.zeros_like(self.gradient)
             (d3,) = torch.autograd.grad(hw @ u, self._theta, retain_graph=True, allow_unused=True)
         return torch.zeros_like(self.gradient) if d3 is None else d3.detach()
+
+
+def _check_operator(operator, theta):
+    """``operator``, after checking that it is a :class:`HessianOperator` built at ``theta`` itself."""
+    if not isinstance(operator, HessianOperator):
+        raise TypeError(f"operator must be a HessianOperator, got {type(operator).__name__}")
+    return operator.require_at(theta)
 
 
 def hvp(loss, theta, v):
@@ -266,7 +281,7 @@ def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, max_iter=None, 
         if not isinstance(init, torch.Tensor) or init.shape[0] != size or init.ndim > 2:
             raise ValueError(f"init must be a tensor of shape ({size},) or ({size}, j), "
                              f"got {getattr(init, 'shape', type(init).__name__)}")
-    op = HessianOperator(loss, theta) if operator is None else operator
+    op = HessianOperator(loss, theta) if operator is None else _check_operator(operator, theta)
     like = torch.empty(0, dtype=theta.dtype, device=theta.device)
     generator = torch.Generator().manual_seed(seed)
 

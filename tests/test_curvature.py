@@ -189,3 +189,15 @@ def test_third_derivative_of_a_quadratic_is_zero():
     q = quadratic([3.0, 1.0], dtype="float64")
     out = third_derivative(q, q.theta0, torch.tensor([1.0, 0.0], dtype=torch.float64))
     assert torch.equal(out, torch.zeros(2, dtype=torch.float64))
+
+
+def test_an_operator_built_at_another_point_is_refused():
+    from eoslab.problems import chebyshev_regression
+
+    p = chebyshev_regression(dtype="float64")
+    op = HessianOperator(p, p.theta0)
+    assert top_eigenpairs(p, p.theta0, operator=op).values.shape == (1,)  # the same point: used
+    with pytest.raises(ValueError, match="another point"):
+        top_eigenpairs(p, p.theta0 + 1e-3, operator=op)
+    with pytest.raises(TypeError, match="HessianOperator"):
+        top_eigenpairs(p, p.theta0, operator="op")

@@ -80,7 +80,7 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, o
         raise ValueError(f"eigenvalues must be a tensor of shape ({eigenvectors.shape[1]},), "
                          f"got {getattr(eigenvalues, 'shape', type(eigenvalues).__name__)}")
     k = eigenvectors.shape[1]
-    op = HessianOperator(problem, theta) if operator is None else operator
+    op = HessianOperator(problem, theta) if operator is None else operator.require_at(theta)
     G = torch.stack([op.third_derivative(eigenvectors[:, i]) for i in range(k)], dim=1)
     g = op.gradient
     q = (G.T @ g + (2.0 / lr - eigenvalues) / (lr * tau)).detach().cpu().double().numpy()
