@@ -1,0 +1,171 @@
+"""The Hessian of a loss at a point as an operator: products, dense matrices, third derivatives."""
+from __future__ import annotations
+
+import torch
+
+from .._validation import check_finite_vector, check_int, check_like, check_vector
+
+__all__ = ["HessianOperator", "hessian", "hvp", "third_derivative"]
+
+
+def _check_loss(loss):
+    if not callable(loss):
+        raise TypeError(f"loss must be a callable loss(theta) -> scalar tensor, got {type(loss).__name__}")
+
+
+class HessianOperator:
+    r"""The Hessian of ``loss`` at ``theta`` as a linear operator ``v -> H v``.
+
+    The gradient graph is built once (double backward), so each product costs
+    about one extra backward pass; ``num_products`` counts them.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(theta)`` returning a scalar tensor.
+    theta : torch.Tensor
+        The flat point at which the Hessian is taken.
+
+    Attributes
+    ----------
+    value : torch.Tensor
+        ``L(theta)`` (detached).
+    gradient : torch.Tensor
+        ``∇L(theta)`` (detached).
+    num_products : int
+        Hessian-vector products computed so far.
+    """
+
+    def __init__(self, loss, theta):
+        _check_loss(loss)
+        check_like("theta", theta, loss)
+        check_finite_vector("theta", theta)
+        self.size = theta.numel()
+        self._theta = theta.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = loss(self._theta)
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                raise ValueError("loss must return a scalar tensor")
+            (self._grad,) = torch.autograd.grad(value, self._theta, create_graph=True)
+        self.value = value.detach()
+        self.gradient = self._grad.detach()
+        self.num_products = 0
+
+    @property
+    def device(self):
+        return self._theta.device
+
+    @property
+    def dtype(self):
+        return self._theta.dtype
+
+    def matvec(self, v):
+        """Return ``H v`` for a vector ``v`` of the same size as ``theta``."""
+        self.num_products += 1
+        if not self._grad.requires_grad:  # the loss is linear: H = 0
+            return torch.zeros_like(v)
+        (hv,) = torch.autograd.grad(self._grad, self._theta, v, retain_graph=True, allow_unused=True)
+        return torch.zeros_like(v) if hv is None else hv
+
+    __matmul__ = matvec
+
+    def require_at(self, theta):
+        """This operator, after checking that it was built at ``theta`` (``ValueError`` if not)."""
+        built_at = self._theta.detach()
+        if built_at.shape != theta.shape or built_at.dtype != theta.dtype or not torch.equal(built_at, theta.detach()):
+            raise ValueError("operator was built at another point than theta: "
+                             "build it with HessianOperator(loss, theta)")
+        return self
+
+    def third_derivative(self, u, w=None):
+        r"""The vector :math:`\nabla^3 L(\theta)[u, w] = \nabla_\theta(u^\top H(\theta) w)`, ``w`` defaulting to ``u``.
+
+        Differentiates this operator's gradient graph twice more (a
+        Hessian-vector product that keeps its graph, then the gradient of
+        ``u · Hw``), so several third derivatives and products at one point
+        share one forward pass. Not counted in ``num_products``.
+        """
+        w = u if w is None else w
+        u = u.detach().to(self._theta)
+        w = w.detach().to(self._theta)
+        if not self._grad.requires_grad:  # the loss is linear
+            return torch.zeros_like(self.gradient)
+        with torch.enable_grad():
+            (hw,) = torch.autograd.grad(self._grad, self._theta, w, create_graph=True, allow_unused=True)
+            if hw is None or not hw.requires_grad:  # the loss is at most quadratic
+                return torch.zeros_like(self.gradient)
+            (d3,) = torch.autograd.grad(hw @ u, self._theta, retain_graph=True, allow_unused=True)
+        return torch.zeros_like(self.gradient) if d3 is None else d3.detach()
+
+
+def _check_operator(operator, theta):
+    """``operator``, after checking that it is a :class:`HessianOperator` built at ``theta`` itself."""
+    if not isinstance(operator, HessianOperator):
+        raise TypeError(f"operator must be a HessianOperator, got {type(operator).__name__}")
+    return operator.require_at(theta)
+
+
+def hvp(loss, theta, v):
+    r"""The Hessian-vector product :math:`\nabla^2 L(\theta)\, v`.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(theta)`` returning a scalar tensor.
+    theta, v : torch.Tensor
+        Flat vectors of the same size, dtype and device.
+
+    Examples
+    --------
+    >>> from eoslab.problems import quadratic
+    >>> q = quadratic([3.0, 1.0])
+    >>> hvp(q, q.theta0, torch.tensor([1.0, 0.0]))
+    tensor([3., 0.])
+    """
+    check_vector("theta", theta)
+    check_vector("v", v, size=theta.numel())
+    if v.dtype != theta.dtype or v.device != theta.device:
+        raise ValueError(f"v must match theta's dtype and device ({theta.dtype}, {theta.device}), "
+                         f"got ({v.dtype}, {v.device})")
+    return HessianOperator(loss, theta).matvec(v)
+
+
+def hessian(loss, theta, *, max_params=20_000):
+    """The dense Hessian matrix (for tiny problems and tests).
+
+    Raises ``ValueError`` when ``theta`` has more than ``max_params`` entries,
+    since the matrix needs ``P**2`` numbers.
+    """
+    _check_loss(loss)
+    check_vector("theta", theta)
+    check_int("max_params", max_params, low=1)
+    if theta.numel() > max_params:
+        raise ValueError(f"theta has {theta.numel()} entries, more than max_params={max_params}: "
+                         "use hvp or top_eigenpairs for large models")
+    try:  # all P Hessian-vector products at once, through vmap
+        H = torch.autograd.functional.hessian(loss, theta.detach(), vectorize=True)
+    except RuntimeError:  # losses that vmap cannot batch
+        H = torch.autograd.functional.hessian(loss, theta.detach())
+    return 0.5 * (H + H.T)
+
+
+def third_derivative(loss, theta, u, w=None):
+    r"""The vector :math:`\nabla^3 L(\theta)[u, w]`, i.e. :math:`\nabla_\theta\,(u^\top \nabla^2 L(\theta)\, w)`.
+
+    Three nested automatic derivatives: a gradient, a Hessian-vector
+    product along ``w`` and the gradient of ``u · (H w)``, so it costs a few
+    gradients. ``w`` defaults to ``u``. Several at one point share their
+    first two passes through :meth:`HessianOperator.third_derivative`.
+
+    Examples
+    --------
+    >>> from eoslab.problems import function_problem
+    >>> f = function_problem(lambda th: th[0] ** 3 + th[0] * th[1] ** 2, torch.tensor([1.0, 2.0]))
+    >>> third_derivative(f, f.theta0, torch.tensor([1.0, 0.0]))  # (∂³f/∂x³, ∂³f/∂x²∂y) = (6, 0)
+    tensor([6., 0.])
+    """
+    _check_loss(loss)
+    check_vector("theta", theta)
+    check_vector("u", u, size=theta.numel())
+    w = u if w is None else check_vector("w", w, size=theta.numel())
+    return HessianOperator(loss, theta).third_derivative(u, w)
