@@ -31,6 +31,7 @@ import os
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
+from ._validation import check_real
 from .plotting import figure_png, plot_history
 
 __all__ = ["SliderPanel", "StaticPanel", "slider", "slider_panel", "static_panel"]
@@ -42,6 +43,14 @@ def slider(value, low, high, step, description=None, *, readout_format=None):
     Float sliders show as many decimals as ``step`` has (``0.0005`` shows 4),
     unless ``readout_format`` says otherwise.
     """
+    for name, v in (("value", value), ("low", low), ("high", high), ("step", step)):
+        check_real(name, v)
+    if not low < high:
+        raise ValueError(f"low must be below high, got low={low!r}, high={high!r}")
+    if not low <= value <= high:
+        raise ValueError(f"value must be in [{low}, {high}] (the slider's range), got {value!r}")
+    if not 0 < step <= high - low:
+        raise ValueError(f"step must be in (0, {high - low}] (the slider's range), got {step!r}")
     is_int = all(isinstance(v, int) and not isinstance(v, bool) for v in (value, low, high, step))
     cls = widgets.IntSlider if is_int else widgets.FloatSlider
     kwargs = dict(value=value, min=low, max=high, step=step, description=description or "",

@@ -120,3 +120,14 @@ def test_initial_values_can_be_chosen():
 def test_bad_grids_are_refused(grids, match):
     with pytest.raises(ValueError, match=match):
         static_panel(experiment, **grids)
+
+
+@pytest.mark.parametrize("args, match", [((2.0, 0.0, 1.0, 0.1), r"value must be in \[0.0, 1.0\]"),
+                                         ((0.5, 1.0, 0.0, 0.1), "low must be below high"),
+                                         ((0.5, 0.0, 1.0, 0.0), "step must be in"),
+                                         ((float("nan"), 0.0, 1.0, 0.1), "value must be finite")])
+def test_a_slider_outside_its_range_is_refused_not_clamped(args, match):
+    from eoslab.widgets import slider
+
+    with pytest.raises(ValueError, match=match):
+        slider(*args)

@@ -61,6 +61,8 @@ def quadratic(eigenvalues, theta0=None, eigenvectors=None, *, device=None, dtype
     Returns
     -------
     Quadratic
+        Its ``eigenvalues`` are stored largest first and its ``eigenvectors`` in the same order
+        (the columns of ``Q`` reordered with them; ``A`` is the same).
 
     Examples
     --------
