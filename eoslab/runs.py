@@ -158,17 +158,17 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
     if batch_size is not None and batch_size < problem.num_examples:
         sampler = BatchSampler(problem.num_examples, batch_size, replacement, recorder.seed, problem.device)
 
-    every = None
+    every, saved = None, None
     if checkpoint is not None:
         every = max(1, steps // 20) if checkpoint_every is None else check_int("checkpoint_every", checkpoint_every,
                                                                                  low=1)
         signature = dict(method=method.label, problem=problem.name, num_params=problem.num_params,
-                         dtype=str(problem.dtype), steps=steps, batch_size=batch_size, replacement=bool(replacement),
+                         dtype=str(problem.dtype), steps=steps, batch_size=batch_size, replacement=replacement,
                          measure_every=recorder.measure_every, num_eigs=recorder.num_eigs, eig_tol=recorder.eig_tol,
                          save_every=recorder.save_every, seed=recorder.seed, measures=sorted(recorder.measures))
         saved = load_checkpoint(checkpoint, signature, problem.device)
     first = 0
-    if checkpoint is not None and saved is not None:
+    if saved is not None:
         recorder.load_state_dict(saved["recorder"])
         recorder.diverged_at, recorder.stopped_at = saved["diverged_at"], saved["stopped_at"]
         if saved["finished"]:
