@@ -11,11 +11,10 @@ several methods from one start.
 """
 from __future__ import annotations
 
-import copy
-
 from ._validation import check_int, check_real, no_other_keywords, renamed
 from .batches import BatchSampler
 from .checkpoints import load_checkpoint, save_checkpoint
+from .flows import Flow
 from .history import History
 from .methods import Method, StepInfo
 from .recorder import Recorder, StepView
@@ -53,14 +52,9 @@ def _with_integrator(method, old, where):
     max_substep = old.pop("max_substep", None)
     if scale is None and max_substep is None:
         return method
-    if not hasattr(method, "substep_scale"):
+    if not isinstance(method, Flow):
         return method  # an optimizer: the integrator settings are the flows' only
-    method = copy.copy(method)
-    if scale is not None:
-        method.substep_scale = check_real("substep_scale", scale, low=0.0, high=2.5, low_open=True)
-    if max_substep is not None:
-        method.max_substep = check_real("max_substep", max_substep, low=0.0, high=1.0, low_open=True)
-    return method
+    return method.with_integrator(substep_scale=scale, max_substep=max_substep)
 
 
 def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, eig_tol=1e-3, measures=None,

@@ -10,6 +10,7 @@ GD.
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -73,8 +74,18 @@ class Flow(Method):
 
     def __init__(self, lr, *, substep_scale=0.5, max_substep=1.0):
         super().__init__(lr)
+        self._set_integrator(substep_scale, max_substep)
+
+    def _set_integrator(self, substep_scale, max_substep):
         self.substep_scale = check_real("substep_scale", substep_scale, low=0.0, high=2.5, low_open=True)
         self.max_substep = check_real("max_substep", max_substep, low=0.0, high=1.0, low_open=True)
+
+    def with_integrator(self, *, substep_scale=None, max_substep=None):
+        """A copy of this flow with other integrator settings (those not given are kept)."""
+        flow = copy.copy(self)
+        flow._set_integrator(self.substep_scale if substep_scale is None else substep_scale,
+                             self.max_substep if max_substep is None else max_substep)
+        return flow
 
     def velocity(self, problem, theta):
         raise NotImplementedError
