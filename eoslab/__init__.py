@@ -9,7 +9,8 @@ it in this list (``tests/test_layout.py`` checks it):
    flat parameter vectors: quadratics, the chapters' toys, networks on data),
    :mod:`eoslab.curvature` (Hessian-vector products, top eigenpairs,
    third derivatives: operators only), :mod:`eoslab.thresholds` (the
-   stability thresholds ``2/η``, ``2(1±β)/η``, written once).
+   stability thresholds ``2/η``, ``2(1±β)/η``, written once),
+   :mod:`eoslab.trends` (whether a measured series has levelled off).
 2. **What moves θ** -- :mod:`eoslab.methods` (the one :class:`~eoslab.methods.Method`
    interface), :mod:`eoslab.optim` (update rules: GD, heavy ball, Nesterov,
    DAL, normalized GD, GD on √L, the oscillation cap), :mod:`eoslab.flows`
@@ -41,7 +42,7 @@ Examples
 (101,)
 """
 from . import (analysis, batches, checkpoints, curvature, data, exercises, flows, manifold, methods, models, optim,
-               plotting, problems, recorder, self_stabilization, stability, stochastic, thresholds)
+               plotting, problems, recorder, self_stabilization, stability, stochastic, thresholds, trends)
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
 from .history import History
 from .methods import Method
@@ -50,7 +51,7 @@ from .runs import compare, run, until_sharpness_reaches
 __all__ = [
     "analysis", "batches", "checkpoints", "curvature", "data", "exercises", "flows", "manifold", "methods", "models",
     "optim", "plotting", "problems", "recorder", "self_stabilization", "stability", "stochastic", "thresholds",
-    "hessian", "hvp", "sharpness", "top_eigenpairs",
+    "trends", "hessian", "hvp", "sharpness", "top_eigenpairs",
     "History", "Method", "compare", "run", "until_sharpness_reaches",
 ]
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .history import History
+from .trends import trend
 
 __all__ = ["EdgeSummary", "distance_by_time", "edge_summary", "midpoints", "tracking_error"]
 
@@ -25,6 +26,12 @@ class EdgeSummary:
     loss_increases : int
         Steps from ``first_step`` on at which the loss went up.
     initial_loss, final_loss : float
+    trend : float
+        Change of the mean of sharpness / threshold from the phase's first half to its second
+        (see :func:`eoslab.trends.trend`; NaN with fewer than four measurements).
+    levelled_off : bool
+        Whether that change is within the scatter: ``False`` means the sharpness is still rising
+        or falling, and the median describes a moving series.
     """
 
     threshold: float
@@ -33,13 +40,18 @@ class EdgeSummary:
     loss_increases: int
     initial_loss: float
     final_loss: float
+    trend: float = float("nan")
+    levelled_off: bool = True
 
     def __str__(self):
         if self.first_step is None:
             return f"never reached 2/lr = {self.threshold:.3g}"
-        return (f"reached {self.threshold:.3g} at step {self.first_step}; median S/(2/lr) after that "
+        text = (f"reached {self.threshold:.3g} at step {self.first_step}; median S/(2/lr) after that "
                 f"{self.median_ratio:.3f}; loss went up on {self.loss_increases} steps; "
                 f"loss {self.initial_loss:.3g} -> {self.final_loss:.3g}")
+        if not self.levelled_off:
+            text += f"; not levelled off: S/(2/lr) moved by {self.trend:+.1%} across the phase"
+        return text
 
 
 def _check_history(name, value):
@@ -61,9 +73,11 @@ def edge_summary(history, threshold=None):
     if reached.size == 0:
         return EdgeSummary(threshold, None, float("nan"), 0, float(history.loss[0]), float(history.loss[-1]))
     first = int(history.eig_step[reached[0]])
-    ratio = float(np.median(history.sharpness[reached[0]:] / threshold))
+    ratios = history.sharpness[reached[0]:] / threshold
     increases = int((np.diff(history.loss[first:]) > 0).sum())
-    return EdgeSummary(threshold, first, ratio, increases, float(history.loss[0]), float(history.loss[-1]))
+    change, levelled = trend(ratios)
+    return EdgeSummary(threshold, first, float(np.median(ratios)), increases, float(history.loss[0]),
+                       float(history.loss[-1]), change, levelled)
 
 
 def distance_by_time(a, b):

@@ -14,6 +14,7 @@ itself, so no answer appears in a notebook that calls these functions.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,17 +108,37 @@ def check_two_variable_average(value, alpha, beta, *, rtol=0.05):
                         "of its increments is zero. Solve for the mean of x².")
 
 
+#: A run whose loss ends (median of its last quarter) this many times above its start is blowing up.
+EXPLOSION = 100.0
+
+
+def _loss_growth(history):
+    """The median loss of the last quarter of a run over its initial loss (inf if that is 0)."""
+    loss = np.asarray(history.loss, dtype=float)
+    if loss.size == 0:
+        return 1.0
+    tail = float(np.median(loss[-max(1, loss.size // 4):]))
+    start = abs(float(loss[0]))
+    return tail / start if start > 0 else (math.inf if tail > 0 else 1.0)
+
+
 def check_edge(history, *, tolerance=0.1):
     """Did this GD run reach the Edge of Stability and stay there?
 
     Right when the sharpness reaches ``2/η`` and its median afterwards is
-    within ``tolerance`` of it. The hint says what is missing.
+    within ``tolerance`` of it. A run that diverged, or whose loss ends more
+    than ``EXPLOSION`` (100) times above its start, is refused. The hint
+    says what is missing.
     """
     if not isinstance(history, History):
         raise TypeError(f"history must be an eoslab History (from eoslab.run), got {type(history).__name__}")
     tolerance = check_real("tolerance", tolerance, low=0.0, high=1.0, low_open=True)
     if history.diverged:
         return Check(False, f"the run diverged at step {history.diverged_at}: lower η, or start flatter.")
+    growth = _loss_growth(history)
+    if growth > EXPLOSION:
+        return Check(False, f"the loss grew {growth:.3g}-fold from its start: this run is blowing up, not at an "
+                            "edge. Lower η.")
     if history.sharpness.size == 0:
         return Check(False, "the run measured no sharpness: pass num_eigs=1 to eoslab.run.")
     summary = edge_summary(history)
@@ -133,17 +154,28 @@ def check_plateau(run, *, tolerance=0.15):
 
     The prediction is ``2/η`` for plain SGD, ``2(1-β)/η`` for momentum with
     a batch smaller than the data set, and ``2(1+β)/η`` for momentum with
-    the full batch. The hint does not give the level.
+    the full batch. A run that diverged or is blowing up (see :func:`check_edge`),
+    did not train, or whose batch sharpness is still rising or falling over
+    the plateau's window (:attr:`Plateau.levelled_off`) is refused. The hint
+    does not give the level.
     """
     if not all(hasattr(run, a) for a in ("plateau", "predicted_level", "trained", "diverged_at")):
         raise TypeError(f"run must be an EossRun (from eoslab.stochastic.eoss_run), got {type(run).__name__}")
     tolerance = check_real("tolerance", tolerance, low=0.0, high=1.0, low_open=True)
     if run.diverged_at is not None:
         return Check(False, f"the run diverged at step {run.diverged_at}: a smaller η, or a larger batch.")
+    growth = _loss_growth(run.history)
+    if growth > EXPLOSION:
+        return Check(False, f"the loss grew {growth:.3g}-fold from its start: this run is blowing up. "
+                            "A smaller η, or a larger batch.")
     if not run.trained:
         return Check(False, "the network did not train (its loss did not halve), so its batch sharpness says "
                             "nothing about an edge. Try a smaller η, or less momentum.")
-    ratio = run.plateau().batch_sharpness / run.predicted_level
+    plateau = run.plateau()
+    if not plateau.levelled_off:
+        return Check(False, f"the batch sharpness is still moving (its mean changed by {plateau.trend:+.0%} across "
+                            "the window), so it has no plateau yet: run longer.")
+    ratio = plateau.batch_sharpness / run.predicted_level
     if not np.isfinite(ratio) or abs(ratio - 1) > tolerance:
         where = "below" if ratio < 1 else "above"
         return Check(False, f"the plateau is {where} the predicted level. Is the run long enough to reach its "

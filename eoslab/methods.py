@@ -113,6 +113,14 @@ class Method:
         """The tensor to keep with each parameter snapshot (a momentum buffer), or ``None``."""
         return state if isinstance(state, torch.Tensor) else None
 
+    def displacement(self, state):
+        """The length of any displacement the state carries beyond ``theta`` (a flow's oscillation), else 0.
+
+        :func:`eoslab.run` counts a run as diverged when it leaves the ball
+        that bounds the point (see ``divergence_factor`` there).
+        """
+        return 0.0
+
     @property
     def threshold(self):
         """The curvature the sharpness is compared with (``2/lr`` unless the rule says otherwise)."""

@@ -13,7 +13,17 @@ from .curvature import top_eigenpairs
 from .history import History
 from .problems import Problem
 
-__all__ = ["Recorder", "StepView"]
+__all__ = ["Recorder", "StepView", "CERTIFY_EVERY", "RADIUS"]
+
+#: A run's eigen-solves start cold, and so are certified (see :func:`eoslab.top_eigenpairs`), at the first
+#: measurement and every ``CERTIFY_EVERY``-th after it; the ones between are warm-started from the last
+#: eigenvectors, several times cheaper, and checked by the random column they carry.
+CERTIFY_EVERY = 10
+
+#: A run has exploded when its loss has grown ``divergence_factor``-fold *and* its point has left the ball of
+#: radius ``RADIUS * max(‖θ₀‖, 1)`` (or a flow's oscillation has outgrown that ball): growth of the loss alone
+#: is no sign when the run starts near a minimum, where it can grow a million-fold and settle.
+RADIUS = 10.0
 
 
 @dataclass
@@ -80,11 +90,12 @@ class Recorder:
         self.measure_steps, self.measured = [], {}
         self.snap_steps, self.snaps, self.buffers = [], [], []
         self.step_sizes, self.extras = [], {}
-        self.vectors, self.sharpness, self.diverged_at, self.stopped_at, self.limit = None, math.nan, None, None, None
+        self.vectors, self.sharpness, self.diverged_at, self.stopped_at = None, math.nan, None, None
+        self.limit = self.radius = None
         self.theta = None
         self.interrupted = False
         self.threshold = method.threshold
-        self.num_measurements, self.measured_now = 0, False
+        self.num_measurements, self.eig_measurements, self.measured_now = 0, 0, False
         self.progress = bool(progress)
         self.bar = tqdm(total=self.steps, disable=not progress, desc=method.label, leave=False)
 
@@ -95,13 +106,22 @@ class Recorder:
         theta = theta.detach().to(device=p.device, dtype=p.dtype).clone()
         return check_finite_vector("theta0" if theta0 is not None else "problem.theta0", theta)
 
-    def _diverged(self, theta, loss_value, grad_norm):
+    def _diverged(self, theta, state, loss_value, grad_norm):
+        """Whether the run has diverged at this point (see ``divergence_factor`` in :func:`run`)."""
+        # The gradient's norm is finite iff every entry is (or it overflows, which is divergence too); the point's
+        # float64 norm of float32 or float64 entries overflows only past 1e154, and is nan if an entry is.
+        norm = float(torch.linalg.vector_norm(theta.detach(), dtype=torch.float64))
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm) and math.isfinite(norm)):
+            return True
         if self.limit is None:
             self.limit = self.divergence_factor * max(abs(loss_value), 1e-30)
-        # The gradient's norm is finite iff every entry is (or it overflows, which is divergence too); the point's
-        # float64 sum of float32 or float64 entries overflows only past 1e300, and inf - inf is nan.
-        finite = math.isfinite(grad_norm) and math.isfinite(float(theta.sum(dtype=torch.float64)))
-        return not math.isfinite(loss_value) or loss_value > self.limit or not finite
+            self.radius = RADIUS * max(norm, 1.0)
+        if self.divergence_factor == math.inf:
+            return False
+        displacement = float(self.method.displacement(state))
+        if not math.isfinite(displacement) or displacement > self.radius:
+            return True
+        return abs(loss_value) > self.limit and norm > self.radius
 
     def view(self, t, theta, state):
         """The :class:`StepView` of step ``t``, just recorded."""
@@ -112,7 +132,7 @@ class Recorder:
         """Record step ``t``; return ``False`` if the run has diverged there."""
         loss_value = float(loss)
         grad_norm = float(torch.linalg.vector_norm(grad))
-        if self._diverged(theta, loss_value, grad_norm):
+        if self._diverged(theta, state, loss_value, grad_norm):
             self.diverged_at = t
             return False
         self.theta = theta
@@ -127,8 +147,11 @@ class Recorder:
         measured = self.measured_now = t % self.measure_every == 0 or t == self.steps
         self.num_measurements += measured
         if measured and (self.num_eigs or self.method.needs_sharpness):
+            # a cold (certified) solve at the first measurement and every CERTIFY_EVERY-th; warm ones between
+            cold = self.eig_measurements % CERTIFY_EVERY == 0
             result = top_eigenpairs(self.problem, theta, k=max(self.num_eigs, 1), eig_tol=self.eig_tol,
-                                    init=self.vectors, seed=self.seed)
+                                    init=None if cold else self.vectors, seed=self.seed)
+            self.eig_measurements += 1
             self.vectors = result.vectors
             self.sharpness = float(result.values[0])
             if self.num_eigs:
@@ -183,8 +206,8 @@ class Recorder:
 
     #: What a checkpoint keeps of the recorder (everything recorded, and the warm start of the eigen-solves).
     _STATE = ("losses", "grad_norms", "eig_steps", "eigs", "full_losses", "products", "measure_steps", "measured",
-              "snap_steps", "snaps", "buffers", "step_sizes", "extras", "vectors", "sharpness", "limit", "theta",
-              "num_measurements")
+              "snap_steps", "snaps", "buffers", "step_sizes", "extras", "vectors", "sharpness", "limit", "radius",
+              "theta", "num_measurements", "eig_measurements")
 
     def state_dict(self):
         """What a checkpoint needs to continue recording exactly where this recorder is."""

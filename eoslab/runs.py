@@ -64,11 +64,12 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
 
     Every step records the loss and gradient norm at the current point;
     on the measurement schedule (every ``measure_every`` steps and the last)
-    the top ``num_eigs`` Hessian eigenvalues of the full-batch loss
-    (warm-started from the previous eigenvectors) and every ``measures``
-    entry. A run whose loss or point becomes non-finite, or whose loss
-    exceeds ``divergence_factor`` times its initial value, stops there and
-    reports ``diverged_at``; ``stop`` ends it early (``stopped_at``).
+    the top ``num_eigs`` Hessian eigenvalues of the full-batch loss and
+    every ``measures`` entry. The eigen-solves are certified (cold) at the
+    first measurement and every ``CERTIFY_EVERY``-th (10th) after it, and
+    warm-started from the last eigenvectors between (see
+    :func:`eoslab.top_eigenpairs`). A run that diverges (below) stops there
+    and reports ``diverged_at``; ``stop`` ends it early (``stopped_at``).
 
     Parameters
     ----------
@@ -102,8 +103,12 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
     callback : callable, optional
         ``callback(view)``, called at every step after recording.
     divergence_factor : float
-        Loss growth (relative to the initial loss) treated as divergence, > 1; ``math.inf`` counts only
-        non-finite numbers.
+        A run diverges when its loss, gradient or point becomes non-finite, or when it explodes: its loss
+        grows ``divergence_factor``-fold from its initial value (> 1), in absolute value (a loss unbounded
+        below explodes too), while its point leaves the ball of radius ``10 max(‖θ₀‖, 1)``; or a flow's
+        oscillation (:meth:`~eoslab.methods.Method.displacement`) outgrows that ball. The ball keeps a run
+        that starts near a minimum, whose loss can grow a million-fold and settle, from counting as
+        diverged. ``math.inf`` counts only non-finite numbers.
     checkpoint : str or path, optional
         Keep the run's progress in this file (see :mod:`eoslab.checkpoints`): every
         ``checkpoint_every`` steps and at the end. If the file exists, the run continues from it,

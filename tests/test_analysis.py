@@ -40,6 +40,17 @@ def test_edge_summary_reads_the_phase_after_the_first_crossing():
     assert never.first_step is None and np.isnan(never.median_ratio) and "never reached" in str(never)
 
 
+def test_edge_summary_says_when_the_sharpness_has_not_levelled_off():
+    steps = 12
+    flat = edge_summary(_history(np.linspace(1, 0.5, steps), [21, 19, 20.5, 19.5, 20, 20.2, 19.8, 20.1, 20, 19.9,
+                                                              20.1, 20]))
+    assert flat.levelled_off and "not levelled off" not in str(flat)
+    rising = edge_summary(_history(np.linspace(1, 0.5, steps), np.linspace(20, 26, steps)))
+    # halves' means 21.5 and 24.5 (to within a step) over a level of 23: the phase is still sharpening
+    assert not rising.levelled_off and rising.trend == pytest.approx(3.27 / 23, rel=0.05)
+    assert "not levelled off" in str(rising)
+
+
 def test_midpoints_recover_the_center_of_a_period_two_orbit():
     q = quadratic([4.0], theta0=[0.3], dtype="float64")  # ηλ = 2: θ_t = ±0.3
     gd = eoslab.run(q, GD(0.5), 6, num_eigs=0, save_every=1, progress=False)

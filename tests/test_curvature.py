@@ -86,7 +86,7 @@ def test_top_eigenpairs_on_a_network_matches_dense_eigh(tiny_mlp):
     assert sharpness(tiny_mlp, theta) == pytest.approx(float(true[0]), rel=1e-3)
 
 
-def test_warm_start_needs_fewer_products_than_cold_start():
+def test_warm_start_agrees_with_cold_and_settles_in_a_few_products():
     p = chebyshev_regression(dtype="float64")
     theta = p.theta0
     cold = top_eigenpairs(p, theta, k=1)
@@ -94,9 +94,91 @@ def test_warm_start_needs_fewer_products_than_cold_start():
     moved = theta - 0.3 * grad  # one GD step later
     cold_moved = top_eigenpairs(p, moved, k=1)
     warm_moved = top_eigenpairs(p, moved, k=1, init=cold.vectors)
-    assert warm_moved.num_products < cold_moved.num_products
-    assert warm_moved.num_products <= 4
+    # the warm block is [previous vector, one random column], three block steps deep at least
+    assert warm_moved.converged and warm_moved.num_products <= 8
     assert float(warm_moved.values[0]) == pytest.approx(float(cold_moved.values[0]), rel=1e-3)
+    assert cold_moved.certified and not warm_moved.certified
+
+
+def _rotated_quadratic(eigenvalues, dtype, seed=0):
+    """A quadratic with these eigenvalues in random (dense) eigenvectors, and its eigenvectors."""
+    Q = random_orthogonal(len(eigenvalues), torch.Generator().manual_seed(seed))
+    return quadratic(eigenvalues, eigenvectors=Q, dtype=dtype), Q
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("multiplicity", [2, 3])
+def test_an_eigenvalue_repeated_at_the_top_is_returned_as_often_as_it_occurs(dtype, multiplicity):
+    # was [7, 7, 5.97] with converged=True for a triple 7 (a single Lanczos vector sees one copy of each)
+    eigenvalues = [7.0] * multiplicity + torch.linspace(6.0, 0.1, 60 - multiplicity).tolist()
+    q, _ = _rotated_quadratic(eigenvalues, dtype)
+    result = top_eigenpairs(q, q.theta0, k=multiplicity + 1)
+    truth = torch.tensor(eigenvalues[: multiplicity + 1], dtype=result.values.dtype)
+    torch.testing.assert_close(result.values, truth, rtol=1e-3, atol=0)
+    assert result.converged and result.certified
+    # the vectors span the repeated eigenspace: H v = 7 v for each of the first `multiplicity`
+    H = hessian(q.to(dtype="float64"), q.theta0.double())
+    V = result.vectors[:, :multiplicity].double()
+    assert float((H @ V - 7.0 * V).norm(dim=0).max()) < 7e-3
+    assert float((V.T @ V - torch.eye(multiplicity, dtype=V.dtype)).abs().max()) < 1e-4
+
+
+def test_the_exact_invariant_subspace_case_returns_every_copy():
+    # [5, 5, 5, 1, 1] with k = 3 was [5, 5, 1], converged=True
+    q = quadratic([5.0, 5.0, 5.0, 1.0, 1.0], dtype="float64")
+    result = top_eigenpairs(q, q.theta0, k=3)
+    torch.testing.assert_close(result.values, torch.tensor([5.0, 5.0, 5.0], dtype=torch.float64))
+    assert result.converged
+
+
+@pytest.mark.parametrize("certify", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_warm_start_on_a_lower_eigenvector_still_finds_the_top(dtype, certify):
+    # a single warm vector that is an eigenvector sees nothing else: it returned 5.26 (its own eigenvalue),
+    # converged=True; the random column in the block climbs to 7
+    eigenvalues = [7.0] + torch.linspace(6.0, 0.1, 59).tolist()
+    q, Q = _rotated_quadratic(eigenvalues, dtype, seed=1)
+    lower = Q[:, 8].to(q.theta0.dtype)
+    result = top_eigenpairs(q, q.theta0, k=1, init=lower, certify=certify)
+    assert float(result.values[0]) == pytest.approx(7.0, rel=1e-3)
+    assert result.converged and result.certified == certify
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_crowded_top_eigenvalues_at_gaps_of_1e_6(dtype):
+    eigenvalues = [10.0 - 1e-6 * i for i in range(6)] + torch.linspace(9.0, 0.1, 54).tolist()
+    q, _ = _rotated_quadratic(eigenvalues, dtype, seed=2)
+    for k in (1, 3, 5):
+        result = top_eigenpairs(q, q.theta0, k=k)
+        assert result.converged and result.certified
+        truth = torch.tensor(eigenvalues[:k], dtype=result.values.dtype)
+        torch.testing.assert_close(result.values, truth, rtol=1e-3, atol=0)
+        assert bool((result.residuals <= 1e-3 * result.values.abs()).all())
+
+
+def test_warm_start_from_a_run_on_a_crowded_spectrum_keeps_every_copy():
+    # run(num_eigs=3) recorded [5, 1, 0.5] at every step on a triple top eigenvalue
+    from eoslab import run
+    from eoslab.optim import GD
+
+    q, _ = _rotated_quadratic([5.0, 5.0, 5.0] + torch.linspace(1.0, 0.5, 57).tolist(), "float64", seed=3)
+    history = run(q, GD(0.1), 30, measure_every=3, num_eigs=3, progress=False)
+    assert history.eigenvalues.shape == (11, 3)
+    assert abs(history.eigenvalues - 5.0).max() < 5e-3
+
+
+def test_hessian_refuses_a_point_of_another_dtype():
+    q = quadratic([2.0, 1.0])  # float32
+    with pytest.raises(ValueError, match="theta has dtype torch.float64 but the problem is in torch.float32"):
+        hessian(q, q.theta0.double())
+
+
+def test_residuals_are_true_residuals(tiny_mlp):
+    theta = tiny_mlp.theta0
+    result = top_eigenpairs(tiny_mlp, theta, k=3, eig_tol=1e-6)
+    H = hessian(tiny_mlp, theta)
+    true = (H @ result.vectors - result.vectors * result.values).norm(dim=0)
+    torch.testing.assert_close(result.residuals, true, rtol=1e-3, atol=1e-9)
 
 
 def test_warm_start_from_exact_eigenvectors_finds_several():

@@ -61,6 +61,17 @@ def test_edge_right_and_wrong():
         check_edge([1.0])
 
 
+def test_edge_refuses_a_run_that_blows_up_without_overflowing():
+    # ηλ = 2.1: |1 - ηλ| = 1.1, the loss grows 1.21-fold per step, 13,000-fold in 50 steps: below the run's
+    # divergence factor (1e6), and the sharpness sits at 1.05 x 2/η, so check_edge said "Right"
+    from eoslab.problems import quadratic
+
+    h = run(quadratic([4.2], theta0=[1.0], dtype="float64"), GD(0.5), 50, num_eigs=1, progress=False)
+    assert not h.diverged and h.loss[-1] / h.loss[0] > 1e4
+    verdict = check_edge(h)
+    assert not verdict and "blowing up" in verdict.message
+
+
 def test_plateau_right_and_wrong():
     r = eoss_run(digits_eoss(n=40, widths=(6,)), GD(0.2), 8, steps=20, measure_every=10, progress=False)
     level = r.levels.plain
@@ -78,5 +89,9 @@ def test_plateau_right_and_wrong():
     full = dataclasses.replace(r, beta=0.9, full_batch=True, levels=dataclasses.replace(r.levels, large=19.0, small=1.0),
                                batch_sharpness=np.array([1.0, 18.0, 19.5]))
     assert check_plateau(full)  # full batch with momentum: judged against 2(1+β)/η
+    rising = dataclasses.replace(r, step=np.arange(0, 60, 5), batch_sharpness=np.linspace(0.6, 1.4, 12) * level,
+                                 lambda_max=np.ones(12), momentum_batch_sharpness=np.ones(12))
+    verdict = check_plateau(rising)  # its window's mean is the level, but it is still climbing
+    assert not verdict and "still moving" in verdict.message
     with pytest.raises(TypeError, match="EossRun"):
         check_plateau(r.history)

@@ -34,6 +34,46 @@ def test_divergent_run_stops_cleanly_and_reports_the_step():
     assert "diverged at step 18" in h.summary()
 
 
+def test_a_run_that_starts_near_a_minimum_is_not_called_divergent_for_a_growth_that_settles():
+    # the loss grows from 5e-12 to 0.85 (1.7e11-fold) while GD self-stabilizes, then falls: the old rule
+    # (loss above 1e6 x its start) said "diverged at step 18"; the point never leaves |θ| <= 2
+    from eoslab.problems import manifold_toy
+
+    h = run(manifold_toy(theta0=(2.0, 1e-6)), GD(0.25), 200, num_eigs=0, progress=False)
+    assert not h.diverged and h.loss.max() > 1e10 * h.loss[0] and h.loss[-1] < 1e-100
+
+
+def test_a_loss_unbounded_below_explodes_too():
+    # an indefinite quadratic: x grows 1.1-fold per step along the negative direction, the loss goes to -inf;
+    # the old rule looked only at loss > 1e6 x start and let it reach -6.7e42
+    q = quadratic([-1.0, 1.0], theta0=[1.0, 1.0], dtype="float64")
+    h = run(q, GD(0.1), 2000, num_eigs=0, progress=False)
+    assert h.diverged_at is not None
+    x = 1.1 ** h.diverged_at  # |x| at the step that stopped it: past the radius 10 * |θ0| and the loss limit
+    assert x > 10 * 2 ** 0.5 and 0.5 * x ** 2 > 1e6 * 0.5 * (-1 + 1)  # (the start's loss is 0)
+    assert h.diverged_at < 100 and np.isfinite(h.loss).all()
+
+
+def test_a_flow_whose_oscillation_explodes_has_diverged():
+    # Edge Flow above its edge: the magnitude grows like |1 - ηλ| = 1.5 per step; it reached 1e20 unflagged
+    from eoslab.flows import EdgeFlow
+
+    q = quadratic([2.5 / 0.5, 0.1], theta0=[0.01, 1.0], dtype="float64")
+    h = run(q, EdgeFlow(0.5), 500, num_eigs=0, progress=False)
+    assert h.diverged_at is not None and h.diverged_at < 100
+    assert max(h.extras["magnitude"]) <= 10 * 1.0 * 1.5 + 1e-12  # stopped as it left the ball of radius 10
+
+
+def test_divergence_factor_inf_counts_only_non_finite_numbers():
+    from eoslab.problems import manifold_toy
+
+    q = quadratic([1.0], dtype="float64")
+    h = run(q, GD(2.5), 100, num_eigs=0, divergence_factor=float("inf"), progress=False)
+    assert not h.diverged and h.loss[-1] > 1e30
+    with pytest.raises(ValueError, match="divergence_factor"):
+        run(manifold_toy(), GD(0.1), 5, divergence_factor=0.5, progress=False)
+
+
 def test_non_finite_loss_is_reported_as_divergence():
     p = chebyshev_regression()
     h = run(p, GD(50.0), steps=500, divergence_factor=1e30, progress=False)

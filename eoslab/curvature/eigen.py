@@ -1,6 +1,7 @@
-"""The top of the Hessian's spectrum: warm-started, residual-certified Lanczos, and the sharpness's gradient."""
+"""The top of the Hessian's spectrum: certified block Lanczos, warm-started, and the sharpness's gradient."""
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -27,7 +28,10 @@ class Eigenpairs:
     num_products : int
         Hessian-vector products used.
     converged : bool
-        Whether every residual met the tolerance.
+        Whether every required residual met the tolerance.
+    certified : bool
+        Whether, in addition, the values are certified to be the top ``k``
+        (a cold start, or a warm start with ``certify=True``).
     """
 
     values: torch.Tensor
@@ -35,46 +39,97 @@ class Eigenpairs:
     residuals: torch.Tensor
     num_products: int
     converged: bool
+    certified: bool = False
 
     def __iter__(self):
         return iter((self.values, self.vectors))
 
 
-def _start_vector(size, init, generator, like):
-    """The Lanczos start: a mix of the warm-start vectors, else a seeded random vector."""
-    if init is not None:
-        V = init.reshape(size, -1).to(like)
-        # distinct weights keep every warm-start direction present in the mix
-        weights = 1.0 / torch.arange(1, V.shape[1] + 1, dtype=like.dtype, device=like.device)
-        v = V @ weights
-        if torch.isfinite(v).all() and v.norm() > 0:
-            return v / v.norm()
-    v = torch.randn(size, generator=generator, dtype=torch.float64).to(like)
-    return v / v.norm()
+def _random_columns(size, count, generator, like):
+    """``count`` seeded Gaussian columns, drawn in float64 on the CPU (the same on every device), moved to ``like``."""
+    return torch.randn(size, count, generator=generator, dtype=torch.float64).to(like)
 
 
-def _orthogonalize(w, Q):
-    """Remove from ``w`` its components along the rows of ``Q`` (twice, for stability)."""
-    for _ in range(2):
-        w = w - Q.T @ (Q @ w)
-    return w
+def _orthonormal_columns(X, Q, generator, like):
+    """The columns of ``X`` made orthonormal and orthogonal to ``Q``'s (Gram-Schmidt, twice).
+
+    A column that (nearly) vanishes, because it lay in the span of ``Q`` and the
+    columns before it, is replaced by a fresh random one, so that the block keeps
+    exploring directions the basis has not seen; once the space is exhausted the
+    block shrinks instead.
+    """
+    size = X.shape[0]
+    floor = 100 * torch.finfo(like.dtype).eps  # below this fraction of its norm, a column is rounding noise
+    accepted = []
+    for j in range(X.shape[1]):
+        for attempt in range(2):
+            w = X[:, j] if attempt == 0 else _random_columns(size, 1, generator, like)[:, 0]
+            basis = torch.cat([Q, *(c[:, None] for c in accepted)], dim=1)
+            norm0 = float(w.norm())
+            if not (norm0 > 0 and math.isfinite(norm0)):
+                continue
+            for _ in range(2):
+                w = w - basis @ (basis.T @ w)
+            if float(w.norm()) > floor * norm0:
+                accepted.append(w / w.norm())
+                break
+        if Q.shape[1] + len(accepted) == size:
+            break
+    return torch.stack(accepted, dim=1) if accepted else X[:, :0]
 
 
-def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, max_iter=None, seed=0, operator=None, **deprecated):
-    r"""The ``k`` largest eigenvalues of the Hessian of ``loss`` at ``theta``, with eigenvectors.
+def _start_block(size, k, init, generator, like):
+    """The first block: the warm-start columns, topped up with random ones to ``k``, always with one random column.
 
-    Lanczos iteration with full reorthogonalization on Hessian-vector
-    products, written in torch so that the Krylov vectors stay on ``theta``'s
-    device. It stops when every wanted Ritz pair has a small residual
-    (read off the recurrence at no extra cost),
+    The random column makes the block see every eigenvector: a warm start made
+    only of (approximate) eigenvectors sees nothing else, and a lower one would
+    be returned as the top.
+    """
+    empty = torch.empty(size, 0, dtype=like.dtype, device=like.device)
+    warm = empty if init is None else _orthonormal_columns(init.reshape(size, -1).to(like), empty, generator, like)
+    warm = warm[:, : size - 1]
+    fresh = _random_columns(size, min(max(k - warm.shape[1], 1), size - warm.shape[1]), generator, like)
+    return _orthonormal_columns(torch.cat([warm, fresh], dim=1), empty, generator, like)
 
-    .. math:: \|H v_i - \theta_i v_i\| \le \mathrm{tol}\cdot|\theta_i|,
 
-    which guarantees that each returned value lies within a relative ``eig_tol``
-    of an eigenvalue of ``H``. Stopping on the residual, rather than on the
-    change of the estimate or on gap-based refinements that trust
-    unconverged Ritz values, keeps the answer accurate when the top
-    eigenvalues crowd together, as they do at the Edge of Stability.
+def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, certify=False, max_iter=None, seed=0, operator=None,
+                   **deprecated):
+    r"""The ``k`` largest eigenvalues of the Hessian of ``loss`` at ``theta``, with eigenvectors, certified.
+
+    Block Lanczos with full reorthogonalization and Rayleigh-Ritz on
+    Hessian-vector products, written in torch so that the Krylov vectors stay
+    on ``theta``'s device. The first block holds the warm-start vectors (if
+    any) and random columns: ``k`` of them for a cold start, at least one for
+    a warm start. The iteration stops when the required Ritz pairs
+    :math:`(\vartheta_i, y_i)` have a small *true* residual (computed from the
+    stored products, not estimated from the recurrence),
+
+    .. math:: \|H y_i - \vartheta_i y_i\| \le \mathrm{tol}\cdot|\vartheta_i|,
+
+    so each returned value lies within a relative ``eig_tol`` of an
+    eigenvalue of ``H``. Whether they are the *top* ``k``:
+
+    * **Cold start (certified).** ``k`` random columns see up to ``k``
+      copies of a repeated eigenvalue (a single vector sees one), so an
+      eigenvalue repeated at the top is returned as often as it occurs, and
+      the random Krylov space climbs to the top of the spectrum before the
+      residuals settle. This is the guarantee every Krylov method gives:
+      with probability one over the random columns.
+    * **Warm start.** The warm vectors make the top Ritz pairs settle in a
+      few products when they are close to the top eigenvectors. The random
+      column they travel with catches a new eigenvalue rising above them,
+      but only as far as the residuals of the top ``k`` let it: a warm start
+      made of *lower* eigenvectors could be returned, settled, before the
+      random column has climbed. The random column is taken at least three
+      products deep, which catches an eigenvalue standing clear above the
+      warm ones, not one close above them. So a warm solve is not certified
+      (``certified=False``) unless ``certify=True``, which also requires the
+      Ritz pairs of the random columns to settle (residual at most
+      ``tol * |theta_1|``): as safe as a cold start, and dearer than one.
+
+    ``converged`` says whether the required residuals met the tolerance
+    (else a ``RuntimeWarning`` says by how much); ``certified`` whether, in
+    addition, the values are certified to be the top ``k``.
 
     Parameters
     ----------
@@ -87,16 +142,17 @@ def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, max_iter=None, 
     eig_tol : float
         Relative residual tolerance, in (0, 1) (``tol`` before; the old name still works, with a warning).
     init : torch.Tensor, optional
-        Warm start: previous eigenvectors, shape ``(P,)`` or ``(P, j)``,
-        mixed into one start vector. Like every Krylov method, the iteration
-        only sees directions present in its start vector: a start (nearly)
-        orthogonal to the top eigenvector can return a lower eigenvalue.
+        Warm start: previous eigenvectors, shape ``(P,)`` or ``(P, j)``. They
+        join the block next to one random column (more, to reach ``k``).
+    certify : bool
+        With ``init``, also settle the random columns' Ritz pairs, so that the
+        answer is certified (a cold start always is).
     max_iter : int, optional
-        Most products allowed (default ``min(P, max(300, 20k))``).
+        Most Hessian-vector products allowed (default ``min(P, max(300, 20k))``).
     seed : int
-        Seeds the random start vector when there is no ``init``.
+        Seeds the random columns.
     operator : HessianOperator, optional
-        Reuse an operator already built at ``theta``.
+        Reuse an operator already built at ``theta`` (checked).
 
     Returns
     -------
@@ -106,10 +162,10 @@ def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, max_iter=None, 
     Examples
     --------
     >>> from eoslab.problems import quadratic
-    >>> q = quadratic([5.0, 4.0, 1.0], dtype="float64")
-    >>> values, vectors = top_eigenpairs(q, q.theta0, k=2)
+    >>> q = quadratic([5.0, 5.0, 1.0], dtype="float64")
+    >>> values, vectors = top_eigenpairs(q, q.theta0, k=2)   # the repeated top eigenvalue, twice
     >>> [round(float(v), 6) for v in values]
-    [5.0, 4.0]
+    [5.0, 5.0]
     """
     check_vector("theta", theta)
     size = theta.numel()
@@ -119,69 +175,64 @@ def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, max_iter=None, 
     tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
     seed = check_int("seed", seed)
     max_iter = min(size, max(300, 20 * k)) if max_iter is None else check_int("max_iter", max_iter, low=k)
-    max_iter = min(max_iter, size)
     if init is not None:
-        if not isinstance(init, torch.Tensor) or init.shape[0] != size or init.ndim > 2:
+        if not isinstance(init, torch.Tensor) or init.ndim not in (1, 2) or init.shape[0] != size:
             raise ValueError(f"init must be a tensor of shape ({size},) or ({size}, j), "
                              f"got {getattr(init, 'shape', type(init).__name__)}")
     op = HessianOperator(loss, theta) if operator is None else _check_operator(operator, theta)
     like = torch.empty(0, dtype=theta.dtype, device=theta.device)
     generator = torch.Generator().manual_seed(seed)
 
-    basis = torch.empty(min(max_iter, 32) + 1, size, dtype=theta.dtype, device=theta.device)
-    alphas, betas = [], []  # the tridiagonal T, kept as Python floats (float64)
-    q = _start_vector(size, init, generator, like)
-    start_products = op.num_products
-    converged = False
-    m = 0
+    if not isinstance(certify, bool):
+        raise TypeError(f"certify must be True or False, got {certify!r}")
+    X = _start_block(size, k, init, generator, like)
+    # Ritz pairs that must settle: the top k; for a certified warm solve, one per column of the first block
+    need = X.shape[1] if init is not None and certify else min(k, X.shape[1])
+    certified = init is None or certify
+    # an uncertified warm solve still takes the random column three products deep: enough to catch an
+    # eigenvalue standing clear above the warm ones, though not one close above them
+    min_steps = 3 if init is not None and not certify else 1
+    Q = HQ = X[:, :0]
+    T = torch.empty(0, 0, dtype=torch.float64)
+    products = steps = 0
     while True:
-        if m == basis.shape[0]:
-            basis = torch.cat([basis, torch.empty_like(basis)])[: max_iter + 1]
-        basis[m] = q
-        w = op.matvec(q)
-        alpha = float(q @ w)
-        alphas.append(alpha)
-        m += 1
-        w = _orthogonalize(w, basis[:m])
-        beta = float(w.norm())
-        T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-        if m > 1:
-            off = torch.tensor(betas, dtype=torch.float64)
-            T += torch.diag(off, 1) + torch.diag(off, -1)
+        W = torch.stack([op.matvec(X[:, j]) for j in range(X.shape[1])], dim=1)
+        products += X.shape[1]
+        steps += 1
+        # grow the projected matrix T = Qᵀ H Q by the new block (W = H X)
+        cross = (Q.T @ W).double().cpu()
+        corner = (X.T @ W).double().cpu()
+        T = torch.cat([torch.cat([T, cross], 1), torch.cat([cross.T, 0.5 * (corner + corner.T)], 1)], 0)
+        Q, HQ = torch.cat([Q, X], 1), torch.cat([HQ, W], 1)
         ritz, S = torch.linalg.eigh(T)
         ritz, S = ritz.flip(0), S.flip(1)  # largest first
-        top = min(k, m)
-        residuals = beta * S[-1, :top].abs()
-        scale = torch.clamp(ritz[:top].abs(), min=1e-12 + 1e-8 * float(ritz.abs().max()))
-        done = m >= k and bool((residuals <= tol * scale).all())
-        if done:
+        top = min(need, ritz.numel())
+        S_top = S[:, :top].to(like)
+        Y, HY = Q @ S_top, HQ @ S_top
+        residuals = (HY - Y * ritz[:top].to(like)).norm(dim=0)
+        floor = 1e-12 + 1e-8 * float(ritz.abs().max())
+        scale = torch.clamp(ritz[:top].abs(), min=floor)
+        scale[k:] = max(float(ritz[0].abs()), floor)
+        relative = residuals.double().cpu() / scale
+        converged = Q.shape[1] == size or (top == need and steps >= min_steps and bool((relative <= tol).all()))
+        if converged or products >= max_iter:
+            break
+        X = _orthonormal_columns(W, Q, generator, like)  # the next block of the Krylov space
+        if X.shape[1] == 0:  # the space is exhausted (reached only through rounding; Q.shape[1] == size above)
             converged = True
             break
-        if m >= max_iter:
-            break
-        if beta <= 1e-10 * max(1.0, float(ritz.abs().max())):
-            # invariant subspace found: continue from a fresh random direction
-            w = _orthogonalize(torch.randn(size, generator=generator, dtype=torch.float64).to(like), basis[:m])
-            beta_new = float(w.norm())
-            betas.append(0.0)
-            q = w / beta_new
-            continue
-        betas.append(beta)
-        q = w / beta
 
-    top = min(k, m)
-    S_top = S[:, :top].to(dtype=theta.dtype, device=theta.device)
-    vectors = basis[:m].T @ S_top
-    vectors = vectors / vectors.norm(dim=0, keepdim=True)
-    values = ritz[:top].to(dtype=theta.dtype, device=theta.device)
+    top = min(k, ritz.numel())
+    vectors = Y[:, :top] / Y[:, :top].norm(dim=0, keepdim=True)
+    values = ritz[:top].to(like)
     if not converged:
         warnings.warn(
-            f"top_eigenpairs stopped after {m} products without reaching eig_tol={tol:g} "
-            f"(largest relative residual {float((residuals / scale).max()):.2e}); raise max_iter",
+            f"top_eigenpairs stopped after {products} products without reaching eig_tol={tol:g} "
+            f"(largest relative residual {float(relative.max()):.2e}); raise max_iter",
             RuntimeWarning,
             stacklevel=2,
         )
-    return Eigenpairs(values, vectors, residuals.to(theta.device), op.num_products - start_products, converged)
+    return Eigenpairs(values, vectors, residuals[:top], products, converged, converged and certified)
 
 
 def sharpness(loss, theta, *, eig_tol=1e-3, init=None, seed=0, **deprecated):

@@ -137,7 +137,8 @@ def hessian(loss, theta, *, max_params=20_000):
     since the matrix needs ``P**2`` numbers.
     """
     _check_loss(loss)
-    check_vector("theta", theta)
+    check_like("theta", theta, loss)
+    check_finite_vector("theta", theta)
     check_int("max_params", max_params, low=1)
     if theta.numel() > max_params:
         raise ValueError(f"theta has {theta.numel()} entries, more than max_params={max_params}: "

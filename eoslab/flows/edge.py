@@ -173,6 +173,9 @@ class EdgeFlow(Flow):
     def observe(self, problem, theta, state):
         return {"magnitude": state.a, "curvature": state.curvature, "rayleigh": state.rayleigh}
 
+    def displacement(self, state):
+        return float(state.a)
+
     @property
     def label(self):
         if self.substeps == 1:

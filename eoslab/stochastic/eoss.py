@@ -12,6 +12,7 @@ from ..methods import Method
 from ..optim import GD, HeavyBall
 from ..problems import Problem
 from ..runs import run
+from ..trends import trend
 from .batch_sharpness import batch_sharpness
 from .levels import EossLevels, eoss_levels
 
@@ -127,27 +128,15 @@ class EossRun:
             where = f"diverged at step {self.diverged_at}" if self.diverged_at is not None else "has no measurement"
             raise ValueError(f"no plateau: the run ({self.label}) {where} in the window from {start:g} of its length")
         bs = self.batch_sharpness[window]
-        trend, levelled = _trend(bs)
+        change, levelled = trend(bs)
         return Plateau(float(bs.mean()), float(bs.min()), float(bs.max()), float(self.lambda_max[window].mean()),
-                       float(self.momentum_batch_sharpness[window].mean()), int(window.sum()), trend, levelled)
+                       float(self.momentum_batch_sharpness[window].mean()), int(window.sum()), change, levelled)
 
     def __repr__(self):
         if self.diverged_at is not None:
             return f"<EossRun {self.label}: diverged at step {self.diverged_at}>"
         return (f"<EossRun {self.label}: {len(self.step)} measurements, "
                 f"final batch sharpness {self.batch_sharpness[-1]:.4g}, λ_max {self.lambda_max[-1]:.4g}>")
-
-
-def _trend(series):
-    """(relative change of the mean from the first half of ``series`` to the second, whether it is within noise)."""
-    n = len(series)
-    if n < 4:
-        return float("nan"), True  # too few measurements to tell a trend from scatter
-    first, second = series[: n // 2], series[n - n // 2:]
-    level = abs(float(series.mean())) or 1.0
-    change = float(second.mean() - first.mean())
-    noise = float(np.sqrt(first.var(ddof=1) / len(first) + second.var(ddof=1) / len(second)))
-    return change / level, abs(change) <= max(2 * noise, 0.05 * level)
 
 
 def _as_optimizer(method, beta, where):
