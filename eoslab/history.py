@@ -119,7 +119,7 @@ class History:
     def __repr__(self):
         return f"<History {self.summary()}>"
 
-    def save(self, path):
+    def save(self, path, *, attributes=None):
         """Write the history to ``path`` (``.npz`` is added if missing); :meth:`load` reads it back exactly.
 
         The format is an ordinary NumPy ``.npz`` archive, readable without
@@ -128,7 +128,10 @@ class History:
         ``extras/NAME`` and ``measured/NAME``), and ``metadata``, a JSON string
         with the fields that are not arrays (label, problem name, the steps at
         which the run diverged or stopped, ``null`` where absent) and the
-        names of the fields that were tensors or ``None``.
+        names of the fields that were tensors or ``None``. ``attributes``, a
+        dict of JSON values, is kept in the metadata too (a record built on the
+        history, such as :class:`~eoslab.stochastic.EossRun`, stores its
+        setting there); :meth:`load_attributes` reads it back.
 
         Returns the path written.
 
@@ -145,6 +148,14 @@ class History:
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
         arrays, meta = {}, {"format": "eoslab.History", "version": 1, "tensors": [], "none": []}
+        if attributes is not None:
+            if not isinstance(attributes, dict):
+                raise TypeError(f"attributes must be a dict of JSON values, got {type(attributes).__name__}")
+            try:
+                json.dumps(attributes, allow_nan=True)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"attributes must hold JSON values only: {e}") from None
+            meta["attributes"] = attributes
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("extras", "measured"):
@@ -165,13 +176,24 @@ class History:
         np.savez(path, metadata=np.array(json.dumps(meta)), **arrays)
         return path
 
+    @staticmethod
+    def _metadata(path, data):
+        meta = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+        if meta.get("format") != "eoslab.History":
+            raise ValueError(f"{path} is not a saved eoslab History (no eoslab metadata)")
+        return meta
+
+    @classmethod
+    def load_attributes(cls, path):
+        """The ``attributes`` saved with a history (an empty dict if none were)."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls._metadata(path, data).get("attributes", {})
+
     @classmethod
     def load(cls, path):
         """Read a history written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["metadata"]))
-            if meta.get("format") != "eoslab.History":
-                raise ValueError(f"{path} is not a saved eoslab History (no eoslab metadata)")
+            meta = cls._metadata(path, data)
             values = {}
             for f in fields(cls):
                 name = f.name

@@ -19,7 +19,7 @@ from eoslab.self_stabilization import taylor_center
 
 MODULES = ["analysis", "batches", "checkpoints", "curvature", "data", "exercises", "flows", "history", "manifold",
            "methods", "models", "optim", "plotting", "problems", "recorder", "runs", "self_stabilization", "stability",
-           "stochastic", "thresholds"]
+           "stochastic", "thresholds", "trends"]
 NAN = float("nan")
 
 

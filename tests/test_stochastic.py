@@ -255,3 +255,22 @@ def test_a_plateau_says_whether_the_series_has_levelled_off():
     p = rising.plateau()
     assert not p.levelled_off and p.trend > 0.1 and "not levelled off" in str(p)
     assert plateau_table([rising])[0]["levelled_off"] is False
+
+
+def test_an_eoss_run_saves_and_loads_exactly(tiny_digits, tmp_path):
+    from eoslab import History
+    from eoslab.stochastic import EossRun
+
+    r = eoss_run(tiny_digits, HeavyBall(0.2, 0.5), 4, steps=12, measure_every=4, progress=False)
+    back = EossRun.load(r.save(tmp_path / "run"))
+    for name in ("step", "batch_sharpness", "stderr", "momentum_batch_sharpness", "lambda_max"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(r, name))
+    assert (back.lr, back.beta, back.batch_size, back.full_batch) == (r.lr, r.beta, r.batch_size, r.full_batch)
+    assert back.levels == r.levels and repr(back) == repr(r)
+    np.testing.assert_array_equal(back.history.loss, r.history.loss)
+    plain = r.history.save(tmp_path / "history")
+    with pytest.raises(ValueError, match="not an EossRun"):
+        EossRun.load(plain)
+    assert History.load_attributes(plain) == {}
+    with pytest.raises(TypeError, match="attributes must be a dict"):
+        r.history.save(tmp_path / "x", attributes=[1])

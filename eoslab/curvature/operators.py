@@ -1,11 +1,39 @@
 """The Hessian of a loss at a point as an operator: products, dense matrices, third derivatives."""
 from __future__ import annotations
 
+import importlib
+import sys
+
 import torch
 
 from .._validation import check_finite_vector, check_int, check_like, check_vector
 
 __all__ = ["HessianOperator", "hessian", "hvp", "third_derivative"]
+
+
+def import_whole(name):
+    """Import module ``name`` all or nothing: an interrupt (Ctrl-C) in the middle removes what it had loaded.
+
+    The first double backward of a process makes torch import
+    ``torch.fx.experimental.symbolic_shapes``, and with it sympy (hundreds of
+    modules, about a second). Interrupted half-way, that leaves modules half
+    initialized in ``sys.modules``, and every later curvature call in the
+    session fails. So this module imports it when it is itself imported,
+    through this function: a Ctrl-C there leaves nothing behind. A module
+    that is missing (another torch) is skipped.
+    """
+    before = set(sys.modules)
+    try:
+        importlib.import_module(name)
+    except KeyboardInterrupt:
+        for loaded in set(sys.modules) - before:
+            del sys.modules[loaded]
+        raise
+    except ImportError:
+        pass
+
+
+import_whole("torch.fx.experimental.symbolic_shapes")
 
 
 def _check_loss(loss):

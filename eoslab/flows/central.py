@@ -18,7 +18,7 @@ def _complementarity(M, q):
     """Solve the small linear complementarity problem s >= 0, w = q + M s >= 0, s.w = 0 (M symmetric PSD).
 
     By enumerating the active sets (k <= 8 eigenvalues: at most 256 tiny solves),
-    preferring the smallest active set that works.
+    preferring the smallest active set that works; ``None`` if none does.
     """
     k = len(q)
     for size in range(k + 1):
@@ -31,7 +31,7 @@ def _complementarity(M, q):
             scale = 1e-9 * (1.0 + np.abs(q).max())
             if (s >= -scale).all() and (w >= -scale).all():
                 return np.clip(s, 0.0, None)
-    raise RuntimeError("the central flow's complementarity problem has no solution")
+    return None  # no solution: edge_covariance says why
 
 
 def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, operator=None):
@@ -85,7 +85,17 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, o
     g = op.gradient
     q = (G.T @ g + (2.0 / lr - eigenvalues) / (lr * tau)).detach().cpu().double().numpy()
     M = (0.5 * G.T @ G).detach().cpu().double().numpy()
-    sigma2 = torch.as_tensor(_complementarity(M, q), dtype=theta.dtype, device=theta.device)
+    solution = _complementarity(M, q)
+    if solution is None:
+        above = [f"λ_{i + 1} = {float(v):.4g}" for i, v in enumerate(eigenvalues) if float(v) > 2.0 / lr]
+        raise ValueError(
+            f"the central flow is not defined here: {', '.join(above) or 'a tracked eigenvalue'} is above "
+            f"2/η = {2.0 / lr:.4g}, and no σ² ≥ 0 brings it down, because the loss's curvature there does not "
+            "depend on θ along any direction that lowers it (∇λ = ∇³L[u, u] is zero or points the wrong way; "
+            "on a quadratic it is always zero). The central flow describes gradient descent at or below the "
+            "edge: start it where the sharpness is at most 2/η, for instance from a GD run stopped by "
+            "until_sharpness_reaches, or lower lr.")
+    sigma2 = torch.as_tensor(solution, dtype=theta.dtype, device=theta.device)
     return sigma2, G, g
 
 

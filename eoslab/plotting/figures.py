@@ -302,6 +302,12 @@ def plot_eoss_phase(rows, *, ax=None, title=None):
     -------
     matplotlib.figure.Figure
     """
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) for r in rows):
+        raise TypeError(f"rows must be a list of dicts (plateau_table's rows), got {type(rows).__name__}")
+    needed = ("beta", "lr", "batch_size", "batch_sharpness")
+    missing = sorted({k for r in rows for k in needed if k not in r})
+    if missing:
+        raise ValueError(f"rows lack the keys {missing}: pass plateau_table's rows")
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
     else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validation import check_int, check_positive, check_real
+from .._validation import check_int, check_positive, check_real, check_vector
 from ..curvature import HessianOperator
 from ..methods import Method
 from .taylor import TaylorCenter, taylor_center
@@ -73,6 +73,11 @@ def project_to_stable_set(loss, theta, lr, u=None, *, iterations=3, eig_tol=1e-8
     return c
 
 
+def _check_center(center):
+    if not isinstance(center, TaylorCenter):
+        raise TypeError(f"center must be a TaylorCenter (from taylor_center), got {type(center).__name__}")
+
+
 def constrained_step(loss, center, lr, *, iterations=3, eig_tol=1e-8):
     r"""One step of the constrained trajectory (projected GD):
     :math:`\theta^\dagger_{t+1} = \mathrm{proj}_{\mathcal M}(\theta^\dagger_t - \eta\nabla L(\theta^\dagger_t))`.
@@ -80,6 +85,7 @@ def constrained_step(loss, center, lr, *, iterations=3, eig_tol=1e-8):
     ``center`` is the :class:`~eoslab.curvature.TaylorCenter` at
     :math:`\theta^\dagger_t`; returns the one at :math:`\theta^\dagger_{t+1}`.
     """
+    _check_center(center)
     lr = check_positive("lr", lr)
     moved = center.theta - lr * center.grad
     return project_to_stable_set(loss, moved, lr, center.u, iterations=iterations, eig_tol=eig_tol)
@@ -99,8 +105,10 @@ def predicted_step(loss, v, center, lr, *, operator=None):
     Taylor model of the loss around :math:`\theta^\dagger_t` along ``v``,
     minus the gradient step the constrained trajectory itself takes.
     """
+    _check_center(center)
+    check_vector("v", v, size=center.theta.numel())
     lr = check_positive("lr", lr)
-    op = HessianOperator(loss, center.theta) if operator is None else operator
+    op = HessianOperator(loss, center.theta) if operator is None else operator.require_at(center.theta)
     g_perp = center.grad_sharpness_perp
     x = v @ center.u
     y = v @ g_perp

@@ -89,6 +89,25 @@ class EossRun:
     def diverged_at(self):
         return self.history.diverged_at
 
+    def save(self, path):
+        """Write the run to ``path`` (an ``.npz``, see :meth:`History.save`); :meth:`load` reads it back exactly.
+
+        Everything is in the history (the batch sharpness is in its
+        ``measured``); the setting goes in its ``attributes``.
+        """
+        setting = {"record": "eoslab.EossRun", "lr": self.lr, "beta": self.beta, "batch_size": self.batch_size,
+                   "full_batch": self.full_batch}
+        return self.history.save(path, attributes=setting)
+
+    @classmethod
+    def load(cls, path):
+        """Read a run written by :meth:`save`."""
+        setting = History.load_attributes(path)
+        if setting.get("record") != "eoslab.EossRun":
+            raise ValueError(f"{path} holds a History, not an EossRun: read it with History.load")
+        return _from_history(History.load(path), float(setting["lr"]), float(setting["beta"]),
+                             int(setting["batch_size"]), bool(setting["full_batch"]))
+
     @property
     def trained(self):
         """Whether the run halved its full-batch loss without diverging.
@@ -232,13 +251,18 @@ def eoss_run(problem, method, batch_size=None, *, steps=10_000, measure_every=No
     history = run(problem, method, steps, batch_size=None if batch_size == n else batch_size, num_eigs=1,
                   measure_every=every, save_every=every, measures={"batch_sharpness": measure}, seed=seed,
                   checkpoint=checkpoint, progress=progress)
+    return _from_history(history, float(method.lr), levels.beta, batch_size, batch_size == n)
+
+
+def _from_history(history, lr, beta, batch_size, full_batch):
+    """The :class:`EossRun` that :func:`eoss_run` records in ``history`` (its measurements are in it)."""
     m = history.measured
     k = len(history.measure_step)
     lambda_max = dict(zip(history.eig_step.tolist(), history.sharpness.tolist()))
     return EossRun(history, history.measure_step, m.get("batch_sharpness.value", np.zeros(k)),
                    m.get("batch_sharpness.stderr", np.zeros(k)), m.get("batch_sharpness.momentum", np.zeros(k)),
                    np.array([lambda_max.get(t, np.nan) for t in history.measure_step.tolist()], dtype=float),
-                   float(method.lr), levels.beta, batch_size, batch_size == n, levels)
+                   lr, beta, batch_size, full_batch, eoss_levels(lr, beta))
 
 
 def plateau_table(runs, start=0.5):
