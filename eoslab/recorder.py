@@ -132,6 +132,12 @@ class Recorder:
         """Record step ``t``; return ``False`` if the run has diverged there."""
         loss_value = float(loss)
         grad_norm = float(torch.linalg.vector_norm(grad))
+        if t == 0 and not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            raise ValueError(
+                f"the loss or its gradient is not finite at the start (loss {loss_value:g}, gradient norm "
+                f"{grad_norm:g}): nothing to run. Check theta0 and the problem"
+                + (f"; in {self.problem.dtype} numbers overflow past 3e38, so try dtype='float64'"
+                   if self.problem.dtype == torch.float32 else ""))
         if self._diverged(theta, state, loss_value, grad_norm):
             self.diverged_at = t
             return False

@@ -77,6 +77,8 @@ flat = function_problem(lambda t: (t * 0).sum() + 1.0, [1.0, 2.0])
     (lambda: run(q, GD(0.1), 3, theta0=[1.0, 2.0]), TypeError, "theta0 must be a torch.Tensor"),
     (lambda: run(chebyshev_regression(), GD(0.1), 3, batch_size=4, replacement="no"), TypeError,
      "replacement must be True or False"),
+    (lambda: run(quadratic([1e30, 1.0], theta0=[1e10, 1.0]), GD(1e-31), 3), ValueError,
+     "not finite at the start .* try dtype='float64'"),
     (lambda: compare(q, [], 3), ValueError, "methods is empty"),
     (lambda: compare(q, 3, 3), TypeError, "methods must be a dict"),
     (lambda: top_eigenpairs(q, torch.ones(3, dtype=torch.float64)), ValueError, "theta must have 2 entries"),

@@ -134,14 +134,15 @@ def test_wrong_object_types_raise_type_error():
         run(lambda t: t.sum(), GD(0.1), steps=1)
 
 
-def test_a_non_finite_gradient_stops_the_run_even_where_the_loss_is_finite():
-    # the norm |theta| is finite everywhere; at the origin its gradient theta / |theta| is 0/0 = nan
+def test_a_non_finite_gradient_at_the_start_is_bad_input_not_divergence():
+    # the norm |theta| is finite everywhere; at the origin its gradient theta / |theta| is 0/0 = nan: there is
+    # nothing to run (it was reported as "diverged at step 0")
     f = function_problem(lambda th: torch.sqrt((th ** 2).sum()), torch.tensor([0.0, 0.0]), dtype="float64")
     _, grad = f.value_and_grad(f.theta0)
     assert not torch.isfinite(grad).all() and torch.isfinite(f(f.theta0))
-    h = run(f, GD(0.1), steps=10, num_eigs=0, progress=False)
-    assert h.diverged_at == 0 and len(h.loss) == 0
-    # the same norm one step away is finite: the run goes on
+    with pytest.raises(ValueError, match="not finite at the start"):
+        run(f, GD(0.1), steps=10, num_eigs=0, progress=False)
+    # the same norm away from the origin is finite: the run goes on
     g = function_problem(lambda th: torch.sqrt((th ** 2).sum()), torch.tensor([3.0, 4.0]), dtype="float64")
     assert run(g, GD(0.1), steps=10, num_eigs=0, progress=False).diverged_at is None
 
