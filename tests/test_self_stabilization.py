@@ -185,6 +185,19 @@ def test_track_is_gd_gradient_flow_and_the_predicted_dynamics_side_by_side():
         dagger = ss.constrained_step(f, dagger, lr)
 
 
+def test_a_lockstep_saves_and_loads_exactly(tmp_path):
+    f = toy()
+    lock = ss.track(f, GD(1.0), f.theta0, 4, progress=False)
+    back = ss.Lockstep.load(lock.save(tmp_path / "lock"))
+    assert sorted(p.name for p in (tmp_path / "lock").iterdir()) == ["gd.npz", "gf.npz", "pred.npz"]
+    for name, value in vars(lock).items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(back, name), value, err_msg=name)
+    assert (back.lr, back.diverged_at, set(back.runs)) == (lock.lr, lock.diverged_at, set(lock.runs))
+    with pytest.raises(ValueError, match="no saved Lockstep"):
+        ss.Lockstep.load(tmp_path)
+
+
 def test_the_constrained_trajectory_is_a_method_of_its_own():
     f = toy()
     h = run(f, ss.ConstrainedTrajectory(1.0), 5, num_eigs=1, measure_every=1, save_every=1, progress=False)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .._validation import check_int, check_real, check_vector, no_other_keywords, renamed
 from ..flows import GradientFlow
+from ..history import History
 from ..methods import Method
 from ..optim import GD
 from ..problems import Problem
@@ -269,6 +271,28 @@ class Lockstep:
     def threshold(self):
         return 2.0 / self.lr
 
+    def save(self, directory):
+        """Write the runs to ``directory``, one :meth:`History.save` file each (``gd.npz``, ``pred.npz``,
+        ``gf.npz``); :meth:`load` rebuilds the whole view from them, exactly. Returns the directory."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, history in self.runs.items():
+            history.save(directory / f"{name}.npz", attributes={"record": "eoslab.Lockstep", "lr": self.lr})
+        return directory
+
+    @classmethod
+    def load(cls, directory):
+        """Read a view written by :meth:`save`."""
+        directory = Path(directory)
+        runs = {name: directory / f"{name}.npz" for name in ("gd", "pred", "gf")}
+        runs = {name: path for name, path in runs.items() if path.exists()}
+        if "gd" not in runs or "pred" not in runs:
+            raise ValueError(f"{directory} holds no saved Lockstep (gd.npz and pred.npz)")
+        setting = History.load_attributes(runs["gd"])
+        if setting.get("record") != "eoslab.Lockstep":
+            raise ValueError(f"{runs['gd']} was not saved by Lockstep.save")
+        return _lockstep({name: History.load(path) for name, path in runs.items()}, float(setting["lr"]))
+
 
 def track(problem, method, theta0=None, steps=None, *, iterations=3, eig_tol=1e-8, gradient_flow=True, device=None,
           dtype="float64", progress=True, **deprecated):
@@ -319,6 +343,11 @@ def track(problem, method, theta0=None, steps=None, *, iterations=3, eig_tol=1e-
         methods["gf"] = GradientFlow(lr)  # RK4 with substeps of at most 0.5 / (lr S)
     runs = compare(problem, methods, steps, theta0=theta0, num_eigs=1, measure_every=1, eig_tol=eig_tol,
                    divergence_factor=math.inf, progress=progress)
+    return _lockstep(runs, lr)
+
+
+def _lockstep(runs, lr):
+    """The :class:`Lockstep` view of :func:`track`'s runs (``"gd"``, ``"pred"`` and, optionally, ``"gf"``)."""
     n = min(len(h.loss) for h in runs.values())
     stops = [h.diverged_at for h in runs.values() if h.diverged_at is not None]
     gd, pred, e = runs["gd"], runs["pred"], runs["pred"].extras
