@@ -94,7 +94,7 @@ def _start_block(size, k, init, generator, like):
 
 def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, certify=False, max_iter=None, seed=0, operator=None,
                    **deprecated):
-    r"""The ``k`` largest eigenvalues of the Hessian of ``loss`` at ``theta``, with eigenvectors, certified.
+    r"""The ``k`` largest eigenvalues of the Hessian of ``loss`` at ``theta``, with eigenvectors (certified when cold).
 
     Block Lanczos with full reorthogonalization and Rayleigh-Ritz on
     Hessian-vector products, written in torch so that the Krylov vectors stay
@@ -121,7 +121,7 @@ def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, certify=False, 
       but only as far as the residuals of the top ``k`` let it: a warm start
       made of *lower* eigenvectors could be returned, settled, before the
       random column has climbed. The random column is taken at least three
-      products deep, which catches an eigenvalue standing clear above the
+      block steps deep, which catches an eigenvalue standing clear above the
       warm ones, not one close above them. So a warm solve is not certified
       (``certified=False``) unless ``certify=True``, which also requires the
       Ritz pairs of the random columns to settle (residual at most
