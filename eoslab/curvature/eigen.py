@@ -10,7 +10,7 @@ import torch
 from .._validation import check_int, check_real, check_vector, no_other_keywords, renamed
 from .operators import HessianOperator, _check_loss, _check_operator
 
-__all__ = ["Eigenpairs", "sharpness", "sharpness_gradient", "top_eigenpairs"]
+__all__ = ["BlockSolve", "Eigenpairs", "block_lanczos", "sharpness", "sharpness_gradient", "top_eigenpairs"]
 
 
 @dataclass
@@ -90,6 +90,67 @@ def _start_block(size, k, init, generator, like):
     warm = warm[:, : size - 1]
     fresh = _random_columns(size, min(max(k - warm.shape[1], 1), size - warm.shape[1]), generator, like)
     return _orthonormal_columns(torch.cat([warm, fresh], dim=1), empty, generator, like)
+
+
+@dataclass
+class BlockSolve:
+    """What :func:`block_lanczos` returns: all Ritz values, the top ``keep`` Ritz vectors, the residuals checked."""
+
+    values: torch.Tensor  # every Ritz value, largest first, on theta's device and dtype
+    vectors: torch.Tensor  # (P, keep): the top ``keep`` Ritz vectors, unit columns
+    residuals: torch.Tensor  # (need,): true residual norms of the top ``need`` pairs
+    worst: float  # the largest relative residual among them
+    products: int
+    converged: bool
+
+
+def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, generator=None):
+    r"""Block Lanczos with full reorthogonalization and Rayleigh-Ritz from the orthonormal block ``X``.
+
+    Stops when the top ``need`` Ritz pairs have true residuals
+    :math:`\|H y_i - \vartheta_i y_i\| \le \mathrm{tol}\,|\vartheta_i|` (the first ``k``) or
+    :math:`\le \mathrm{tol}\,|\vartheta_1|` (the others), after at least ``min_steps`` block steps,
+    or after ``max_iter`` products. The engine of :func:`top_eigenpairs` and of
+    :class:`~eoslab.curvature.EigenTracker`, which choose the block and what must settle.
+    """
+    like = torch.empty(0, dtype=X.dtype, device=X.device)
+    size = X.shape[0]
+    max_iter = size if max_iter is None else max_iter
+    generator = torch.Generator().manual_seed(0) if generator is None else generator
+    Q = HQ = X[:, :0]
+    T = torch.empty(0, 0, dtype=torch.float64)
+    products = steps = 0
+    while True:
+        W = torch.stack([op.matvec(X[:, j]) for j in range(X.shape[1])], dim=1)
+        products += X.shape[1]
+        steps += 1
+        # grow the projected matrix T = Qᵀ H Q by the new block (W = H X)
+        cross = (Q.T @ W).double().cpu()
+        corner = (X.T @ W).double().cpu()
+        T = torch.cat([torch.cat([T, cross], 1), torch.cat([cross.T, 0.5 * (corner + corner.T)], 1)], 0)
+        Q, HQ = torch.cat([Q, X], 1), torch.cat([HQ, W], 1)
+        ritz, S = torch.linalg.eigh(T)
+        ritz, S = ritz.flip(0), S.flip(1)  # largest first
+        top = min(need, ritz.numel())
+        S_top = S[:, :top].to(like)
+        Y, HY = Q @ S_top, HQ @ S_top
+        residuals = (HY - Y * ritz[:top].to(like)).norm(dim=0)
+        floor = 1e-12 + 1e-8 * float(ritz.abs().max())
+        scale = torch.clamp(ritz[:top].abs(), min=floor)
+        scale[k:] = max(float(ritz[0].abs()), floor)
+        relative = residuals.double().cpu() / scale
+        converged = Q.shape[1] == size or (top == need and steps >= min_steps and bool((relative <= tol).all()))
+        if converged or products >= max_iter:
+            break
+        X = _orthonormal_columns(W, Q, generator, like)  # the next block of the Krylov space
+        if X.shape[1] == 0:  # the space is exhausted (reached only through rounding; Q.shape[1] == size above)
+            converged = True
+            break
+
+    keep = min(keep, ritz.numel())
+    vectors = Y[:, :keep] if keep <= Y.shape[1] else Q @ S[:, :keep].to(like)
+    vectors = vectors / vectors.norm(dim=0, keepdim=True)
+    return BlockSolve(ritz.to(like), vectors, residuals, float(relative.max()), products, converged)
 
 
 def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, certify=False, max_iter=None, seed=0, operator=None,
@@ -192,47 +253,18 @@ def top_eigenpairs(loss, theta, k=1, *, eig_tol=1e-3, init=None, certify=False, 
     # an uncertified warm solve still takes the random column three products deep: enough to catch an
     # eigenvalue standing clear above the warm ones, though not one close above them
     min_steps = 3 if init is not None and not certify else 1
-    Q = HQ = X[:, :0]
-    T = torch.empty(0, 0, dtype=torch.float64)
-    products = steps = 0
-    while True:
-        W = torch.stack([op.matvec(X[:, j]) for j in range(X.shape[1])], dim=1)
-        products += X.shape[1]
-        steps += 1
-        # grow the projected matrix T = Qᵀ H Q by the new block (W = H X)
-        cross = (Q.T @ W).double().cpu()
-        corner = (X.T @ W).double().cpu()
-        T = torch.cat([torch.cat([T, cross], 1), torch.cat([cross.T, 0.5 * (corner + corner.T)], 1)], 0)
-        Q, HQ = torch.cat([Q, X], 1), torch.cat([HQ, W], 1)
-        ritz, S = torch.linalg.eigh(T)
-        ritz, S = ritz.flip(0), S.flip(1)  # largest first
-        top = min(need, ritz.numel())
-        S_top = S[:, :top].to(like)
-        Y, HY = Q @ S_top, HQ @ S_top
-        residuals = (HY - Y * ritz[:top].to(like)).norm(dim=0)
-        floor = 1e-12 + 1e-8 * float(ritz.abs().max())
-        scale = torch.clamp(ritz[:top].abs(), min=floor)
-        scale[k:] = max(float(ritz[0].abs()), floor)
-        relative = residuals.double().cpu() / scale
-        converged = Q.shape[1] == size or (top == need and steps >= min_steps and bool((relative <= tol).all()))
-        if converged or products >= max_iter:
-            break
-        X = _orthonormal_columns(W, Q, generator, like)  # the next block of the Krylov space
-        if X.shape[1] == 0:  # the space is exhausted (reached only through rounding; Q.shape[1] == size above)
-            converged = True
-            break
-
-    top = min(k, ritz.numel())
-    vectors = Y[:, :top] / Y[:, :top].norm(dim=0, keepdim=True)
-    values = ritz[:top].to(like)
-    if not converged:
+    solve = block_lanczos(op, X, k=k, need=need, keep=k, tol=tol, min_steps=min_steps, max_iter=max_iter,
+                          generator=generator)
+    if not solve.converged:
         warnings.warn(
-            f"top_eigenpairs stopped after {products} products without reaching eig_tol={tol:g} "
-            f"(largest relative residual {float(relative.max()):.2e}); raise max_iter",
+            f"top_eigenpairs stopped after {solve.products} products without reaching eig_tol={tol:g} "
+            f"(largest relative residual {solve.worst:.2e}); raise max_iter",
             RuntimeWarning,
             stacklevel=2,
         )
-    return Eigenpairs(values, vectors, residuals[:top], products, converged, converged and certified)
+    top = solve.vectors.shape[1]
+    return Eigenpairs(solve.values[:top], solve.vectors, solve.residuals[:top], solve.products, solve.converged,
+                      solve.converged and certified)
 
 
 def sharpness(loss, theta, *, eig_tol=1e-3, init=None, seed=0, **deprecated):
