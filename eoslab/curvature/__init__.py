@@ -13,13 +13,16 @@ The sharpness is :math:`S(\theta) = \lambda_{\max}(\nabla^2 L(\theta))`, the
 largest (algebraic) eigenvalue of the Hessian.
 
 One file each: :mod:`~eoslab.curvature.operators` (the Hessian as an
-operator, dense Hessians, third derivatives) and :mod:`~eoslab.curvature.eigen`
-(the top eigenpairs, the sharpness and its gradient).
+operator, dense Hessians, third derivatives), :mod:`~eoslab.curvature.eigen`
+(the top eigenpairs, certified block Lanczos, the sharpness and its gradient)
+and :mod:`~eoslab.curvature.tracking` (following the top of the spectrum along
+a trajectory: :class:`EigenTracker`).
 """
 from .eigen import Eigenpairs, sharpness, sharpness_gradient, top_eigenpairs
 from .operators import HessianOperator, hessian, hvp, third_derivative
+from .tracking import EigenTracker
 
 __all__ = [
     "HessianOperator", "hvp", "hessian", "top_eigenpairs", "sharpness", "Eigenpairs",
-    "third_derivative", "sharpness_gradient",
+    "third_derivative", "sharpness_gradient", "EigenTracker",
 ]
