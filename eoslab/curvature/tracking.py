@@ -32,7 +32,7 @@ class EigenTracker:
     k : int
         Eigenpairs to track (the fewest, with ``above``), >= 1.
     above : float, optional
-        Also track every eigenvalue at or above this level.
+        Also track every eigenvalue at or above this level (the top one is always returned, even below it).
     guard : int
         Extra Ritz vectors carried from one solve to the next, >= 1.
     eig_tol : float
