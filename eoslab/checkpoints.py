@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
-VERSION = 1
+VERSION = 2  # 2: the recorder keeps its ball for divergence and counts its certified eigen-solves
 
 
 def save_checkpoint(path, payload):
@@ -39,7 +39,8 @@ def load_checkpoint(path, signature, device):
         return None
     payload = torch.load(path, map_location=device, weights_only=False)
     if payload.get("version") != VERSION:
-        raise ValueError(f"checkpoint {path} has version {payload.get('version')!r}, expected {VERSION}")
+        raise ValueError(f"checkpoint {path} has version {payload.get('version')!r}, expected {VERSION}: another "
+                         "eoslab wrote it, and this one cannot continue it exactly; delete it to start over")
     stored = payload["signature"]
     differ = [f"{key}: {stored.get(key)!r} in the checkpoint, {value!r} now" for key, value in signature.items()
               if stored.get(key) != value]
