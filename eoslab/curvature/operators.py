@@ -18,9 +18,10 @@ def import_whole(name):
     ``torch.fx.experimental.symbolic_shapes``, and with it sympy (hundreds of
     modules, about a second). Interrupted half-way, that leaves modules half
     initialized in ``sys.modules``, and every later curvature call in the
-    session fails. So this module imports it when it is itself imported,
-    through this function: a Ctrl-C there leaves nothing behind. A module
-    that is missing (another torch) is skipped.
+    session fails. So the first :class:`HessianOperator` imports it first,
+    through this function: a Ctrl-C there leaves nothing behind, and the next
+    call starts the import again. A module that is missing (another torch) is
+    skipped.
     """
     before = set(sys.modules)
     try:
@@ -33,7 +34,7 @@ def import_whole(name):
         pass
 
 
-import_whole("torch.fx.experimental.symbolic_shapes")
+_FIRST_BACKWARD_IMPORTS = ["torch.fx.experimental.symbolic_shapes"]  # emptied once imported
 
 
 def _check_loss(loss):
@@ -65,6 +66,9 @@ class HessianOperator:
     """
 
     def __init__(self, loss, theta):
+        while _FIRST_BACKWARD_IMPORTS:  # once per process, before the double backward would import them
+            import_whole(_FIRST_BACKWARD_IMPORTS[0])
+            _FIRST_BACKWARD_IMPORTS.pop()
         _check_loss(loss)
         check_like("theta", theta, loss)
         check_finite_vector("theta", theta)
