@@ -2,27 +2,18 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["Trend", "trend"]
 
 
-class Trend(tuple):
+class Trend(NamedTuple):
     """``(change, levelled_off)``: see :func:`trend`."""
 
-    __slots__ = ()
-
-    def __new__(cls, change, levelled_off):
-        return super().__new__(cls, (change, levelled_off))
-
-    @property
-    def change(self):
-        return self[0]
-
-    @property
-    def levelled_off(self):
-        return self[1]
+    change: float
+    levelled_off: bool
 
 
 def trend(series, *, rtol=0.05):
