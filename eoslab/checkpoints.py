@@ -16,7 +16,7 @@ import torch
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
-VERSION = 2  # 2: the recorder keeps its ball for divergence and counts its certified eigen-solves
+VERSION = 3  # 2: the recorder keeps its ball for divergence; 3: its eigen-tracker (Ritz vectors and schedule)
 
 
 def save_checkpoint(path, payload):

@@ -9,15 +9,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ._validation import check_finite_vector, check_int, check_real, check_vector
-from .curvature import top_eigenpairs
+from .curvature import EigenTracker
 from .history import History
 from .problems import Problem
 
 __all__ = ["Recorder", "StepView", "CERTIFY_EVERY", "RADIUS"]
 
 #: A run's eigen-solves start cold, and so are certified (see :func:`eoslab.top_eigenpairs`), at the first
-#: measurement and every ``CERTIFY_EVERY``-th after it; the ones between are warm-started from the last
-#: eigenvectors, cheaper, and checked by the random column they carry.
+#: measurement and every ``CERTIFY_EVERY``-th after it; between them an :class:`~eoslab.curvature.EigenTracker`
+#: carries the last Ritz vectors (and two guard vectors) from one measurement to the next.
 CERTIFY_EVERY = 10
 
 #: A run has exploded when its loss has grown ``divergence_factor``-fold *and* its point has left the ball of
@@ -95,7 +95,9 @@ class Recorder:
         self.theta = None
         self.interrupted = False
         self.threshold = method.threshold
-        self.num_measurements, self.eig_measurements, self.measured_now = 0, 0, False
+        self.num_measurements, self.measured_now = 0, False
+        self.tracker = EigenTracker(k=max(self.num_eigs, 1), eig_tol=self.eig_tol, certify_every=CERTIFY_EVERY,
+                                    seed=self.seed)
         self.progress = bool(progress)
         self.bar = tqdm(total=self.steps, disable=not progress, desc=method.label, leave=False)
 
@@ -154,10 +156,7 @@ class Recorder:
         self.num_measurements += measured
         if measured and (self.num_eigs or self.method.needs_sharpness):
             # a cold (certified) solve at the first measurement and every CERTIFY_EVERY-th; warm ones between
-            cold = self.eig_measurements % CERTIFY_EVERY == 0
-            result = top_eigenpairs(self.problem, theta, k=max(self.num_eigs, 1), eig_tol=self.eig_tol,
-                                    init=None if cold else self.vectors, seed=self.seed)
-            self.eig_measurements += 1
+            result = self.tracker.update(self.problem, theta)
             self.vectors = result.vectors
             self.sharpness = float(result.values[0])
             if self.num_eigs:
@@ -213,7 +212,7 @@ class Recorder:
     #: What a checkpoint keeps of the recorder (everything recorded, and the warm start of the eigen-solves).
     _STATE = ("losses", "grad_norms", "eig_steps", "eigs", "full_losses", "products", "measure_steps", "measured",
               "snap_steps", "snaps", "buffers", "step_sizes", "extras", "vectors", "sharpness", "limit", "radius",
-              "theta", "num_measurements", "eig_measurements")
+              "theta", "num_measurements", "tracker")
 
     def state_dict(self):
         """What a checkpoint needs to continue recording exactly where this recorder is."""

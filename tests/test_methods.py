@@ -88,8 +88,8 @@ def test_only_flows_that_adapt_to_the_sharpness_measure_it_when_nothing_is_recor
     from eoslab import recorder
 
     calls = []
-    original = recorder.top_eigenpairs
-    monkeypatch.setattr(recorder, "top_eigenpairs", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = recorder.EigenTracker.update
+    monkeypatch.setattr(recorder.EigenTracker, "update", lambda *a, **k: calls.append(1) or original(*a, **k))
     q = quadratic([3.0, 0.1, 0.04], theta0=[0.01, 1.0, -1.0], dtype="float64")
     run(q, EdgeFlow(0.5), 10, num_eigs=0, progress=False)
     run(q, PrincipalFlow(0.5), 10, num_eigs=0, progress=False)

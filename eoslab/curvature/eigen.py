@@ -104,14 +104,21 @@ class BlockSolve:
     converged: bool
 
 
-def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, generator=None):
+def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, generator=None, lock=False):
     r"""Block Lanczos with full reorthogonalization and Rayleigh-Ritz from the orthonormal block ``X``.
 
     Stops when the top ``need`` Ritz pairs have true residuals
     :math:`\|H y_i - \vartheta_i y_i\| \le \mathrm{tol}\,|\vartheta_i|` (the first ``k``) or
     :math:`\le \mathrm{tol}\,|\vartheta_1|` (the others), after at least ``min_steps`` block steps,
-    or after ``max_iter`` products. The engine of :func:`top_eigenpairs` and of
+    or after ``max_iter`` products. ``need`` may be a function of the Ritz values (largest first)
+    returning that count. The engine of :func:`top_eigenpairs` and of
     :class:`~eoslab.curvature.EigenTracker`, which choose the block and what must settle.
+
+    With ``lock=True`` each new block holds only the residuals :math:`H y_i - \vartheta_i y_i` of the
+    required pairs that have not settled (block Davidson without a preconditioner, with locking), so
+    a pair that has settled costs no more products: this pays from a good warm start. Without it the
+    next block is the whole ``H X`` (block Krylov), which explores the spectrum evenly: the right
+    choice from random vectors.
     """
     like = torch.empty(0, dtype=X.dtype, device=X.device)
     size = X.shape[0]
@@ -131,18 +138,24 @@ def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, gene
         Q, HQ = torch.cat([Q, X], 1), torch.cat([HQ, W], 1)
         ritz, S = torch.linalg.eigh(T)
         ritz, S = ritz.flip(0), S.flip(1)  # largest first
-        top = min(need, ritz.numel())
+        required = need(ritz) if callable(need) else need
+        top = min(required, ritz.numel())
         S_top = S[:, :top].to(like)
         Y, HY = Q @ S_top, HQ @ S_top
-        residuals = (HY - Y * ritz[:top].to(like)).norm(dim=0)
+        R = HY - Y * ritz[:top].to(like)
+        residuals = R.norm(dim=0)
         floor = 1e-12 + 1e-8 * float(ritz.abs().max())
         scale = torch.clamp(ritz[:top].abs(), min=floor)
         scale[k:] = max(float(ritz[0].abs()), floor)
         relative = residuals.double().cpu() / scale
-        converged = Q.shape[1] == size or (top == need and steps >= min_steps and bool((relative <= tol).all()))
+        converged = Q.shape[1] == size or (top == required and steps >= min_steps and bool((relative <= tol).all()))
         if converged or products >= max_iter:
             break
-        X = _orthonormal_columns(W, Q, generator, like)  # the next block of the Krylov space
+        unsettled = (relative > tol).nonzero().flatten()
+        if lock and top == required and len(unsettled):
+            X = _orthonormal_columns(R[:, unsettled], Q, generator, like)  # expand the unsettled pairs only
+        else:
+            X = _orthonormal_columns(W, Q, generator, like)  # the next block of the Krylov space
         if X.shape[1] == 0:  # the space is exhausted (reached only through rounding; Q.shape[1] == size above)
             converged = True
             break

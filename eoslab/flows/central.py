@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .._validation import check_int, check_positive, check_real
-from ..curvature import HessianOperator, top_eigenpairs
+from ..curvature import EigenTracker, HessianOperator
 from .base import Flow, check_problem
 
 __all__ = ["CentralFlow", "CentralState", "central_flow", "edge_covariance"]
@@ -120,10 +120,11 @@ def _central_velocity(lr, g, G, sigma2):
 
 @dataclass
 class CentralState:
-    """The central flow's state: the tracked eigenvectors (warm starts) and the field :meth:`CentralFlow.observe`
-    computed at the current point, which the step's first evaluation there reuses."""
+    """The central flow's state: the eigen-tracker (its Ritz vectors are the next solve's warm start) and the
+    field :meth:`CentralFlow.observe` computed at the current point, which the step's first evaluation there
+    reuses."""
 
-    vectors: torch.Tensor | None = None
+    tracker: EigenTracker | None = None
     point: torch.Tensor | None = None
     velocity: torch.Tensor | None = None
 
@@ -131,8 +132,9 @@ class CentralState:
 class CentralFlow(Flow):
     r"""The central flow (see :func:`central_flow`), integrated by explicit Euler.
 
-    Tracks the top ``num_eigs`` eigenpairs with warm-started Lanczos at every
-    evaluation. Records, in ``History.extras``, ``sigma2`` (the total
+    Tracks the top ``num_eigs`` eigenpairs with an
+    :class:`~eoslab.curvature.EigenTracker` at every evaluation (a cold,
+    certified solve at every ``certify_every``-th). Records, in ``History.extras``, ``sigma2`` (the total
     :math:`\sum_i\sigma_i^2`) and ``predicted_loss``, the central flow's
     prediction of GD's time-averaged loss,
     :math:`L(\theta) + \tfrac12\sum_i \sigma_i^2\lambda_i`.
@@ -146,27 +148,29 @@ class CentralFlow(Flow):
         Time constant (in steps) of the pull back to :math:`2/\eta`.
     eig_tol : float
         Eigen-solver residual tolerance.
+    certify_every : int
+        A cold, certified eigen-solve at the first evaluation and every ``certify_every``-th.
     substep_scale, max_substep : float
         The integrator's accuracy (see :class:`~eoslab.flows.Flow`).
     """
 
     integrator = "euler"
 
-    def __init__(self, lr, *, num_eigs=3, tau=1.0, eig_tol=1e-6, substep_scale=0.5, max_substep=1.0):
+    def __init__(self, lr, *, num_eigs=3, tau=1.0, eig_tol=1e-6, certify_every=10, substep_scale=0.5,
+                 max_substep=1.0):
         super().__init__(lr, substep_scale=substep_scale, max_substep=max_substep)
         self.num_eigs = check_int("num_eigs", num_eigs, low=1, high=8)
         self.tau = check_positive("tau", tau)
         self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.certify_every = check_int("certify_every", certify_every, low=1)
 
     def init(self, theta, problem=None):
-        return CentralState()
+        return CentralState(EigenTracker(k=self.num_eigs, eig_tol=self.eig_tol, certify_every=self.certify_every))
 
     def _field(self, problem, theta, state):
         """(eigenvalues, sigma2, velocity, loss) at ``theta``: one Hessian operator for the eigenpairs and ∇λ_i."""
         op = HessianOperator(problem, theta)
-        k = min(self.num_eigs, theta.numel())
-        eig = top_eigenpairs(problem, theta, k=k, eig_tol=self.eig_tol, init=state.vectors, operator=op)
-        state.vectors = eig.vectors
+        eig = state.tracker.update(problem, theta, operator=op)
         sigma2, G, g = edge_covariance(problem, theta, self.lr, eig.values, eig.vectors, tau=self.tau, operator=op)
         return eig.values, sigma2, _central_velocity(self.lr, g, G, sigma2), float(op.value)
 
