@@ -65,10 +65,10 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
     Every step records the loss and gradient norm at the current point;
     on the measurement schedule (every ``measure_every`` steps and the last)
     the top ``num_eigs`` Hessian eigenvalues of the full-batch loss and
-    every ``measures`` entry. The eigen-solves are certified (cold) at the
-    first measurement and every ``CERTIFY_EVERY``-th (10th) after it, and
-    warm-started from the last eigenvectors between (see
-    :func:`eoslab.top_eigenpairs`). A run that diverges (below) stops there
+    every ``measures`` entry. An :class:`~eoslab.curvature.EigenTracker`
+    does the eigen-solves: certified (cold) at the first measurement and
+    every ``CERTIFY_EVERY``-th (10th) after it, warm-started from the last
+    Ritz vectors between (see :func:`eoslab.top_eigenpairs`). A run that diverges (below) stops there
     and reports ``diverged_at``; ``stop`` ends it early (``stopped_at``).
 
     Parameters

@@ -1,13 +1,15 @@
 """eoslab.flows.central: the complementarity problem on small cases, and the central flow against closed
 forms on quadratics and on the chapter toy L(x, y) = ½(s0 + y)x² - c·y (eoslab.problems.sharpening_toy)."""
 import numpy as np
+import pytest
 import torch
 
 import eoslab
 from eoslab import flows
 from eoslab.flows import CentralFlow, GradientFlow, edge_covariance
 from eoslab.flows.central import _complementarity
-from eoslab.problems import quadratic, sharpening_toy
+from eoslab.optim import GD
+from eoslab.problems import chebyshev_regression, quadratic, sharpening_toy
 from eoslab.runs import compare
 
 
@@ -54,3 +56,34 @@ def test_central_flow_holds_the_toy_at_the_edge_and_predicts_the_average_loss():
     assert gf.sharpness[-1] > 4.5  # 3 + 200 * 0.5 * 0.02 = 5
     assert np.abs(cf.sharpness[120:] - 2 / lr).max() < 1e-6  # reached at t = 100, then held
     np.testing.assert_allclose(cf.extras["sigma2"][120:], 2 * c, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_curvature_once_per_step_stays_within_the_integrators_own_error(monkeypatch):
+    """``curvature="step"`` keeps λ_i's gradients over a step and moves λ_i to first order. Its departure
+    from the per-substep flow should be of the order of Euler's own error, estimated as twice the gap
+    between the per-substep flow and the same with half the substep (Euler's error is linear in h)."""
+    p = chebyshev_regression(dtype="float64")
+    start = eoslab.run(p, GD(0.3), 3000, measure_every=10, stop=eoslab.until_sharpness_reaches(),
+                       progress=False).theta
+    calls = []
+    original = flows.central.edge_covariance
+    monkeypatch.setattr(flows.central, "edge_covariance", lambda *a, **k: calls.append(1) or original(*a, **k))
+    flow = {"substep": CentralFlow(0.3, num_eigs=1, eig_tol=1e-8),
+            "half": CentralFlow(0.3, num_eigs=1, eig_tol=1e-8, substep_scale=0.25),
+            "step": CentralFlow(0.3, num_eigs=1, eig_tol=1e-8, curvature="step")}
+    runs, evaluations = {}, {}
+    for name, method in flow.items():
+        calls.clear()
+        runs[name] = eoslab.run(p, method, 50, theta0=start, num_eigs=1, measure_every=1, save_every=1,
+                                progress=False)
+        evaluations[name] = len(calls)
+    assert evaluations["step"] == 51 and evaluations["substep"] >= 4 * 50  # the curvature: once per step
+
+    def gap(a, b):
+        return max(float((x - y).norm()) for x, y in zip(runs[a].snapshots, runs[b].snapshots))
+
+    euler_error = 2 * gap("substep", "half")
+    assert 0 < gap("step", "substep") <= 2 * euler_error
+    for name in flow:  # both hold the sharpness at 2/η
+        assert np.abs(runs[name].sharpness[10:] - 2 / 0.3).max() < 1e-4

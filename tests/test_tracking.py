@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from eoslab import hessian, run
-from eoslab.curvature import EigenTracker
+from eoslab.curvature import EigenTracker, HessianOperator
+from eoslab.curvature.eigen import _orthonormal_columns, _random_columns, block_lanczos
 from eoslab.optim import GD
 from eoslab.problems import quadratic
 
@@ -66,3 +67,48 @@ def test_tracker_validates():
     with pytest.raises(ValueError, match="certify_every"):
         EigenTracker(certify_every=0)
     assert "EigenTracker(k=2, above=3" in repr(EigenTracker(k=2, above=3.0))
+
+
+def _crowded_quadratic(P=80, shift=0.0, seed=6):
+    """A spectrum crowded at the top like a network's at the edge: eight eigenvalues within 2 % of 10."""
+    Q = random_orthogonal(P, torch.Generator().manual_seed(seed))
+    top = [10.2 + shift, 10.15, 10.1 - shift, 10.08, 10.05, 10.03, 10.02, 10.0]
+    return quadratic(top + np.linspace(9.0, 0.1, P - 8).tolist(), eigenvectors=Q, dtype="float64")
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_locking_settles_the_same_pairs_as_the_full_krylov_space_from_a_rough_warm_start(k):
+    q = _crowded_quadratic()
+    truth, vectors = torch.linalg.eigh(hessian(q, q.theta0))
+    truth, vectors = truth.flip(0), vectors.flip(1)
+    g = torch.Generator().manual_seed(0)
+    rough = vectors[:, : k + 2] + 0.05 * torch.randn(vectors.shape[0], k + 2, generator=g, dtype=torch.float64)
+    X = _orthonormal_columns(rough, rough[:, :0], g, rough)
+    solves = {lock: block_lanczos(HessianOperator(q, q.theta0), X, k=k, need=k, keep=k, tol=1e-6, lock=lock)
+              for lock in (False, True)}
+    for solve in solves.values():
+        assert solve.converged and solve.worst <= 1e-6
+        # a settled Ritz value is within its residual of an eigenvalue; here, of the one of its rank
+        torch.testing.assert_close(solve.values[:k], truth[:k], rtol=1e-5, atol=0)
+    # with a warm start, expanding only the unsettled pairs costs fewer products
+    assert solves[True].products < solves[False].products
+
+
+def test_need_may_follow_the_ritz_values():
+    q = _crowded_quadratic()
+    truth = torch.linalg.eigvalsh(hessian(q, q.theta0)).flip(0)
+    X = _random_columns(q.num_params, 1, torch.Generator().manual_seed(1), q.theta0)
+    X = X / X.norm()
+    solve = block_lanczos(HessianOperator(q, q.theta0), X, k=1, need=lambda ritz: int((ritz >= 10.04).sum()) + 1,
+                          keep=8, tol=1e-8)
+    assert solve.converged and len(solve.residuals) == 6  # five at or above 10.04, and the first below it
+    torch.testing.assert_close(solve.values[:6], truth[:6], rtol=1e-7, atol=0)
+
+
+def test_the_tracker_follows_a_crowded_top_as_the_eigenvalues_swap():
+    tracker = EigenTracker(k=3, eig_tol=1e-6, certify_every=100)
+    for shift in np.linspace(0.0, -0.2, 9):  # the first and third eigenvalues pass through the second
+        q = _crowded_quadratic(shift=float(shift))
+        result = tracker.update(q, q.theta0)
+        torch.testing.assert_close(result.values, _top(q, q.theta0, 3), rtol=1e-6, atol=0)
+        assert result.converged and not (shift < 0 and result.certified)

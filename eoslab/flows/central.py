@@ -83,6 +83,11 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, o
     op = HessianOperator(problem, theta) if operator is None else operator.require_at(theta)
     G = torch.stack([op.third_derivative(eigenvectors[:, i]) for i in range(k)], dim=1)
     g = op.gradient
+    return _edge_sigma2(lr, tau, eigenvalues, G, g), G, g
+
+
+def _edge_sigma2(lr, tau, eigenvalues, G, g):
+    """The σ² of :func:`edge_covariance` from the eigenvalues, their gradients (columns of ``G``) and ∇L."""
     q = (G.T @ g + (2.0 / lr - eigenvalues) / (lr * tau)).detach().cpu().double().numpy()
     M = (0.5 * G.T @ G).detach().cpu().double().numpy()
     solution = _complementarity(M, q)
@@ -95,8 +100,7 @@ def edge_covariance(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, o
             "on a quadratic it is always zero). The central flow describes gradient descent at or below the "
             "edge: start it where the sharpness is at most 2/η, for instance from a GD run stopped by "
             "until_sharpness_reaches, or lower lr.")
-    sigma2 = torch.as_tensor(solution, dtype=theta.dtype, device=theta.device)
-    return sigma2, G, g
+    return torch.as_tensor(solution, dtype=g.dtype, device=g.device)
 
 
 def central_flow(problem, theta, lr, eigenvalues, eigenvectors, *, tau=1.0, operator=None):
@@ -127,6 +131,8 @@ class CentralState:
     tracker: EigenTracker | None = None
     point: torch.Tensor | None = None
     velocity: torch.Tensor | None = None
+    values: torch.Tensor | None = None  # the eigenvalues at ``point``
+    G: torch.Tensor | None = None  # their gradients there (columns)
 
 
 class CentralFlow(Flow):
@@ -150,19 +156,29 @@ class CentralFlow(Flow):
         Eigen-solver residual tolerance.
     certify_every : int
         A cold, certified eigen-solve at the first evaluation and every ``certify_every``-th.
+    curvature : {"substep", "step"}
+        Where the eigenpairs and their gradients are computed. ``"substep"``: at every evaluation of
+        the field. ``"step"``: once per unit of time, at its start; each substep then takes a fresh
+        gradient and moves the eigenvalues to first order, :math:`\lambda_i(z) \approx \lambda_i +
+        \nabla\lambda_i\cdot(z - \theta)`, keeping the :math:`\nabla\lambda_i` (a multirate scheme of
+        ours: the curvature changes slowly within one GD step, the gradient does not). It costs one
+        eigen-solve and ``num_eigs`` third derivatives per step instead of per substep.
     substep_scale, max_substep : float
         The integrator's accuracy (see :class:`~eoslab.flows.Flow`).
     """
 
     integrator = "euler"
 
-    def __init__(self, lr, *, num_eigs=3, tau=1.0, eig_tol=1e-6, certify_every=10, substep_scale=0.5,
-                 max_substep=1.0):
+    def __init__(self, lr, *, num_eigs=3, tau=1.0, eig_tol=1e-6, certify_every=10, curvature="substep",
+                 substep_scale=0.5, max_substep=1.0):
         super().__init__(lr, substep_scale=substep_scale, max_substep=max_substep)
         self.num_eigs = check_int("num_eigs", num_eigs, low=1, high=8)
         self.tau = check_positive("tau", tau)
         self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
         self.certify_every = check_int("certify_every", certify_every, low=1)
+        if curvature not in ("substep", "step"):
+            raise ValueError(f"curvature must be 'substep' or 'step', got {curvature!r}")
+        self.curvature = curvature
 
     def init(self, theta, problem=None):
         return CentralState(EigenTracker(k=self.num_eigs, eig_tol=self.eig_tol, certify_every=self.certify_every))
@@ -172,19 +188,30 @@ class CentralFlow(Flow):
         op = HessianOperator(problem, theta)
         eig = state.tracker.update(problem, theta, operator=op)
         sigma2, G, g = edge_covariance(problem, theta, self.lr, eig.values, eig.vectors, tau=self.tau, operator=op)
-        return eig.values, sigma2, _central_velocity(self.lr, g, G, sigma2), float(op.value)
+        velocity = _central_velocity(self.lr, g, G, sigma2)
+        state.point, state.velocity, state.values, state.G = theta, velocity, eig.values, G
+        return eig.values, sigma2, velocity, float(op.value)
 
     def _velocity_at(self, problem, state):
+        """The field for one step; its first evaluation, at the step's start, is the anchor for ``"step"``."""
+        first = [True]
+
         def velocity(z):
-            if state.point is z:  # computed by observe at this very point
+            if first[0]:
+                first[0] = False
+                if state.point is not z:  # else observe computed it at this very point
+                    self._field(problem, z, state)
                 return state.velocity
+            if self.curvature == "step":  # a fresh gradient, the curvature from the step's start
+                _, g = problem.value_and_grad(z)
+                values = state.values + state.G.T @ (z - state.point)
+                return _central_velocity(self.lr, g, state.G, _edge_sigma2(self.lr, self.tau, values, state.G, g))
             return self._field(problem, z, state)[2]
 
         return velocity
 
     def observe(self, problem, theta, state):
         values, sigma2, velocity, loss = self._field(problem, theta, state)
-        state.point, state.velocity = theta, velocity
         return {"sigma2": float(sigma2.sum()), "predicted_loss": loss + 0.5 * float(sigma2 @ values)}
 
     @property
