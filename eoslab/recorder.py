@@ -17,7 +17,7 @@ __all__ = ["Recorder", "StepView", "CERTIFY_EVERY", "RADIUS"]
 
 #: A run's eigen-solves start cold, and so are certified (see :func:`eoslab.top_eigenpairs`), at the first
 #: measurement and every ``CERTIFY_EVERY``-th after it; between them an :class:`~eoslab.curvature.EigenTracker`
-#: carries the last Ritz vectors (and two guard vectors) from one measurement to the next.
+#: carries the last Ritz vectors (and two guard vectors) from one measurement to the next, with a random probe.
 CERTIFY_EVERY = 10
 
 #: A run has exploded when its loss has grown ``divergence_factor``-fold *and* its point has left the ball of

@@ -28,7 +28,6 @@ def test_tracking_along_a_gd_run_matches_dense_eigh_and_certifies_on_schedule(ti
         certified.append(result.certified)
         products[result.certified].append(result.num_products)
     assert certified == [i % 4 == 0 for i in range(len(h.snapshots))]
-    assert min(products[False]) >= 3 + tracker.guard  # the carried block, at least
     assert np.mean(products[False]) < np.mean(products[True])  # the warm solves are the cheap ones
 
 
@@ -111,4 +110,26 @@ def test_the_tracker_follows_a_crowded_top_as_the_eigenvalues_swap():
         q = _crowded_quadratic(shift=float(shift))
         result = tracker.update(q, q.theta0)
         torch.testing.assert_close(result.values, _top(q, q.theta0, 3), rtol=1e-6, atol=0)
-        assert result.converged and not (shift < 0 and result.certified)
+        assert result.converged
+
+
+def test_a_warm_solve_catches_an_eigenvalue_that_rises_clear_above_the_carried_ones():
+    Q = random_orthogonal(60, torch.Generator().manual_seed(7))
+    eigenvalues = np.linspace(5.0, 0.1, 60)
+    tracker = EigenTracker(k=1, certify_every=100)
+    q = quadratic(eigenvalues.tolist(), eigenvectors=Q, dtype="float64")
+    assert float(tracker.update(q, q.theta0).values[0]) == pytest.approx(5.0, rel=1e-3)
+    eigenvalues[20] = 8.0  # far below the carried vectors a moment ago, now on top
+    q = quadratic(eigenvalues.tolist(), eigenvectors=Q, dtype="float64")
+    result = tracker.update(q, q.theta0)
+    assert not result.certified and float(result.values[0]) == pytest.approx(8.0, rel=1e-3)
+
+
+def test_above_sees_a_repeated_eigenvalue_as_often_as_it_occurs():
+    eigenvalues = [7.0, 7.0, 7.0] + np.linspace(6.0, 0.1, 57).tolist()
+    q = quadratic(eigenvalues, eigenvectors=random_orthogonal(60, torch.Generator().manual_seed(8)),
+                  dtype="float64")
+    result = EigenTracker(k=1, above=5.0, eig_tol=1e-8).update(q, q.theta0)
+    truth = np.sort(eigenvalues)[::-1]
+    assert result.certified
+    np.testing.assert_allclose(result.values.numpy(), truth[truth >= 5.0], rtol=1e-7)

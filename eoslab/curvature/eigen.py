@@ -104,7 +104,7 @@ class BlockSolve:
     converged: bool
 
 
-def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, generator=None, lock=False):
+def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, generator=None, lock=False, probe=0):
     r"""Block Lanczos with full reorthogonalization and Rayleigh-Ritz from the orthonormal block ``X``.
 
     Stops when the top ``need`` Ritz pairs have true residuals
@@ -118,7 +118,10 @@ def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, gene
     required pairs that have not settled (block Davidson without a preconditioner, with locking), so
     a pair that has settled costs no more products: this pays from a good warm start. Without it the
     next block is the whole ``H X`` (block Krylov), which explores the spectrum evenly: the right
-    choice from random vectors.
+    choice from random vectors. ``probe > 0`` (with ``lock``) makes the last column of ``X`` a probe,
+    normally a random one: its Krylov sequence joins the next ``probe`` blocks (one product each), and
+    the solve takes at least ``probe + 1`` block steps, so that an eigenvalue standing clear above
+    the other columns' ones surfaces among the Ritz values.
     """
     like = torch.empty(0, dtype=X.dtype, device=X.device)
     size = X.shape[0]
@@ -127,6 +130,8 @@ def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, gene
     Q = HQ = X[:, :0]
     T = torch.empty(0, 0, dtype=torch.float64)
     products = steps = 0
+    probe_column = X.shape[1] - 1 if lock and probe else None  # where the probe's latest direction sits in X
+    min_steps = max(min_steps, probe + 1) if probe_column is not None else min_steps
     while True:
         W = torch.stack([op.matvec(X[:, j]) for j in range(X.shape[1])], dim=1)
         products += X.shape[1]
@@ -152,10 +157,15 @@ def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, gene
         if converged or products >= max_iter:
             break
         unsettled = (relative > tol).nonzero().flatten()
-        if lock and top == required and len(unsettled):
-            X = _orthonormal_columns(R[:, unsettled], Q, generator, like)  # expand the unsettled pairs only
+        probing = probe_column is not None and steps <= probe
+        expand = [R[:, unsettled]] + ([W[:, probe_column, None]] if probing else [])
+        expand = torch.cat(expand, 1) if lock and top == required else W[:, :0]
+        if expand.shape[1]:  # the unsettled pairs only, and the probe's next direction
+            X = _orthonormal_columns(expand, Q, generator, like)
+            probe_column = X.shape[1] - 1 if probing and X.shape[1] == expand.shape[1] else None
         else:
             X = _orthonormal_columns(W, Q, generator, like)  # the next block of the Krylov space
+            probe_column = probe_column if probe_column is not None and X.shape[1] == W.shape[1] else None
         if X.shape[1] == 0:  # the space is exhausted (reached only through rounding; Q.shape[1] == size above)
             converged = True
             break

@@ -2,19 +2,25 @@ r"""Following the top of the Hessian's spectrum along a trajectory: :class:`Eige
 
 A trajectory moves a little between two measurements, so the last Ritz
 vectors are good starts for the next ones. The tracker keeps the top Ritz
-vectors it tracks and ``guard`` more, and starts each solve from that block.
-Only the pairs that have not settled are expanded (their residuals join the
-space, :func:`block_lanczos` with ``lock=True``), so a pair that the warm start
-already resolves costs one product; the guard vectors resolve a crowd of
-eigenvalues just below the tracked ones, which would otherwise keep mixing into
-them. Every ``certify_every``-th solve, the first included, starts cold from
-random vectors instead and takes the whole block Krylov space, which certifies
-the values (see :func:`top_eigenpairs`).
+vectors it tracks and ``guard`` more, and starts each warm solve from that
+block and one random column. Only the pairs that have not settled are expanded
+(their residuals join the space, :func:`block_lanczos` with ``lock=True``), so a
+pair that the warm start already resolves costs one product; the guard vectors
+resolve a crowd of eigenvalues just below the tracked ones, which would
+otherwise keep mixing into them. The random column is a probe taken three
+products deep, as in a warm :func:`top_eigenpairs`: it catches an eigenvalue
+that has risen clear above the carried ones (not one close above them), so a
+warm solve is not certified. Every ``certify_every``-th solve, the first
+included, starts cold from random vectors instead and takes the whole block
+Krylov space, which certifies the values (see :func:`top_eigenpairs`).
 
 With ``above`` set, the tracker follows every eigenvalue at or above that
 level (the central flows' "all above 1.5/η"): the solve also settles the first
 pair below the level, so the set tracked grows and shrinks as eigenvalues cross
-it, within the same solve.
+it, within the same solve. Its cold solves start from as many random columns as
+it tracked last (at least ``k``) plus ``guard``, so that an eigenvalue repeated
+that often is seen as often as it occurs; the pairs beyond ``k`` settle to
+``eig_tol`` times the top eigenvalue.
 """
 from __future__ import annotations
 
@@ -54,6 +60,8 @@ class EigenTracker:
         The Ritz vectors carried to the next solve, shape ``(P, tracked + guard)``.
     calls : int
         Solves so far.
+    tracked : int
+        Pairs returned by the last solve.
 
     Examples
     --------
@@ -74,6 +82,7 @@ class EigenTracker:
         self.seed = check_int("seed", seed)
         self.basis = None
         self.calls = 0
+        self.tracked = self.k
 
     def _tracked(self, ritz, size):
         """How many pairs to return, given the Ritz values (largest first)."""
@@ -95,18 +104,17 @@ class EigenTracker:
         cold = self.calls % self.certify_every == 0 or self.basis is None or self.basis.shape[0] != size
         self.calls += 1
         k = min(self.k, size)
-        if cold:  # k random columns (a block sees up to k copies of a repeated eigenvalue)
-            start = _random_columns(size, k, generator, like)
-        else:
+        if cold:  # a block sees up to as many copies of a repeated eigenvalue as it has columns
+            start = _random_columns(size, k if self.above is None else self.tracked + self.guard, generator, like)
+        else:  # the carried block, topped up to k, and a random probe
             start = self.basis.to(like)
-            if start.shape[1] < k:
-                start = torch.cat([start, _random_columns(size, k - start.shape[1], generator, like)], 1)
-        X = _orthonormal_columns(start, like.new_empty(size, 0), generator, like)
+            start = torch.cat([start, _random_columns(size, max(k - start.shape[1], 0) + 1, generator, like)], 1)
+        X = _orthonormal_columns(start[:, :size], like.new_empty(size, 0), generator, like)
         width = self.max_k if self.above is not None else k
-        solve = block_lanczos(op, X, k=k, need=self._need(size), keep=min(width + self.guard + 1, size),
+        solve = block_lanczos(op, X, k=k, need=self._need(size), keep=min(width + self.guard, size),
                               tol=self.eig_tol, max_iter=min(size, max(300, 20 * (width + self.guard))),
-                              generator=generator, lock=not cold)
-        tracked = self._tracked(solve.values, size)
+                              generator=generator, lock=not cold, probe=0 if cold else 2)
+        tracked = self.tracked = self._tracked(solve.values, size)
         self.basis = solve.vectors[:, : min(tracked + self.guard, size)]
         return Eigenpairs(solve.values[:tracked], solve.vectors[:, :tracked], solve.residuals[:tracked],
                           solve.products, solve.converged, solve.converged and cold)

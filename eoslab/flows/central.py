@@ -139,8 +139,9 @@ class CentralFlow(Flow):
     r"""The central flow (see :func:`central_flow`), integrated by explicit Euler.
 
     Tracks the top ``num_eigs`` eigenpairs with an
-    :class:`~eoslab.curvature.EigenTracker` at every evaluation (a cold,
-    certified solve at every ``certify_every``-th). Records, in ``History.extras``, ``sigma2`` (the total
+    :class:`~eoslab.curvature.EigenTracker` wherever it computes the curvature
+    (every evaluation of the field, or once per step with ``curvature="step"``;
+    a cold, certified solve at every ``certify_every``-th). Records, in ``History.extras``, ``sigma2`` (the total
     :math:`\sum_i\sigma_i^2`) and ``predicted_loss``, the central flow's
     prediction of GD's time-averaged loss,
     :math:`L(\theta) + \tfrac12\sum_i \sigma_i^2\lambda_i`.
