@@ -7,7 +7,7 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from .._validation import check_int, check_positive, check_real
+from .._validation import check_choice, check_int, check_positive, check_real
 from ..curvature import EigenTracker, HessianOperator
 from .base import Flow, check_problem
 
@@ -177,9 +177,7 @@ class CentralFlow(Flow):
         self.tau = check_positive("tau", tau)
         self.eig_tol = check_real("eig_tol", eig_tol, low=0.0, high=1.0, low_open=True, high_open=True)
         self.certify_every = check_int("certify_every", certify_every, low=1)
-        if curvature not in ("substep", "step"):
-            raise ValueError(f"curvature must be 'substep' or 'step', got {curvature!r}")
-        self.curvature = curvature
+        self.curvature = check_choice("curvature", curvature, ("substep", "step"))
 
     def init(self, theta, problem=None):
         return CentralState(EigenTracker(k=self.num_eigs, eig_tol=self.eig_tol, certify_every=self.certify_every))
