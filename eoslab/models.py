@@ -62,16 +62,12 @@ class MLP:
             self.shapes.append((fan_out, fan_in))
             if self.bias:
                 self.shapes.append((fan_out,))
-        self.num_params = sum(math.prod(s) for s in self.shapes)
+        self._numels = [math.prod(s) for s in self.shapes]
+        self.num_params = sum(self._numels)
 
     def unflatten(self, theta):
         """Split ``theta`` into the list of weight and bias tensors (views)."""
-        out, start = [], 0
-        for shape in self.shapes:
-            n = math.prod(shape)
-            out.append(theta[start:start + n].view(shape))
-            start += n
-        return out
+        return [chunk.view(shape) for chunk, shape in zip(theta.split(self._numels), self.shapes)]
 
     def init(self, generator, *, scale=1.0, dtype=torch.float32, device=None):
         """PyTorch's default ``nn.Linear`` initialization, times ``scale``.
@@ -98,9 +94,12 @@ class MLP:
         layers = len(self.sizes) - 1
         for i in range(layers):
             W = params[step * i]
-            h = h @ W.T
-            if self.bias:
-                h = h + params[step * i + 1]
+            if self.bias and h.ndim == 2:  # one fused product-and-sum: fewer autograd nodes per step
+                h = torch.addmm(params[step * i + 1], h, W.T)
+            else:
+                h = h @ W.T
+                if self.bias:
+                    h = h + params[step * i + 1]
             if i < layers - 1:
                 h = self._act(h)
         return h

@@ -117,3 +117,29 @@ def test_bad_batch_indices():
         p.loss(p.theta0, [0, 20])
     with pytest.raises(ValueError, match="batch_indices"):
         p.loss(p.theta0, [])
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_mlp_apply_is_the_layer_formula_written_out(bias):
+    from eoslab.models import MLP
+
+    net = MLP([3, 5, 4, 2], activation="tanh", bias=bias)
+    theta = net.init(torch.Generator().manual_seed(0), dtype=torch.float64)
+    X = torch.randn(7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    # theta holds W_1 (5 x 3, row-major), b_1, W_2, b_2, W_3, b_3, one after the other
+    chunks, start, h = [], 0, X
+    for shape in [(5, 3), (5,), (4, 5), (4,), (2, 4), (2,)]:
+        if len(shape) == 1 and not bias:
+            continue
+        size = int(np.prod(shape))
+        chunks.append(theta[start:start + size].reshape(shape))
+        start += size
+    assert start == theta.numel() == net.num_params
+    weights = chunks[0::2] if bias else chunks
+    biases = chunks[1::2] if bias else [0.0] * 3
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        h = h @ W.T + b
+        h = torch.tanh(h) if i < 2 else h
+    torch.testing.assert_close(net.apply(theta, X), h, rtol=1e-14, atol=1e-14)
+    assert net.apply(theta, X[0]).shape == (2,)  # a single input, without the batch dimension
+    torch.testing.assert_close(net.apply(theta, X[0]), h[0], rtol=1e-14, atol=1e-14)

@@ -91,10 +91,10 @@ class Problem:
             raise ValueError(
                 f"batch_indices must be a non-empty 1-D sequence of integers, got shape {tuple(idx.shape)}"
             )
-        if int(idx.min()) < 0 or int(idx.max()) >= self.num_examples:
+        low, high = (int(v) for v in torch.aminmax(idx))
+        if low < 0 or high >= self.num_examples:
             raise ValueError(
-                f"batch_indices must lie in [0, {self.num_examples - 1}], "
-                f"got values from {int(idx.min())} to {int(idx.max())}"
+                f"batch_indices must lie in [0, {self.num_examples - 1}], got values from {low} to {high}"
             )
         return idx
 
