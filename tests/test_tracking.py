@@ -6,6 +6,7 @@ import torch
 
 from eoslab import hessian, run
 from eoslab.curvature import EigenTracker, HessianOperator
+from eoslab.curvature.tracking import DENSE_MAX
 from eoslab.curvature.eigen import _orthonormal_columns, _random_columns, block_lanczos
 from eoslab.optim import GD
 from eoslab.problems import quadratic
@@ -133,3 +134,29 @@ def test_above_sees_a_repeated_eigenvalue_as_often_as_it_occurs():
     truth = np.sort(eigenvalues)[::-1]
     assert result.certified
     np.testing.assert_allclose(result.values.numpy(), truth[truth >= 5.0], rtol=1e-7)
+
+
+@pytest.mark.parametrize("P", [1, 3, DENSE_MAX])
+def test_a_tiny_problem_is_diagonalized_whole_with_one_product_per_parameter(P):
+    Q = random_orthogonal(P, torch.Generator().manual_seed(7))
+    eigenvalues = np.linspace(4.0, -1.0, P) if P > 1 else np.array([2.5])
+    q = quadratic(eigenvalues.tolist(), eigenvectors=Q, dtype="float64")
+    tracker = EigenTracker(k=min(2, P), above=None if P < 3 else 0.5)
+    for _ in range(2):  # the first (cold) and a later (warm) solve alike
+        result = tracker.update(q, q.theta0)
+        expected = np.sort(eigenvalues)[::-1]
+        expected = expected[: max(min(2, P), int((expected >= 0.5).sum()) if P >= 3 else 0)]
+        np.testing.assert_allclose(result.values.numpy(), expected, rtol=1e-12, atol=1e-12)
+        vectors = result.vectors.numpy()
+        H = (Q.numpy() * eigenvalues) @ Q.numpy().T
+        np.testing.assert_allclose(H @ vectors, vectors * expected, atol=1e-12)
+        assert result.num_products == P and result.certified and result.residuals.max() < 1e-12
+
+
+def test_only_problems_up_to_dense_max_are_diagonalized_whole(monkeypatch):
+    calls = []
+    monkeypatch.setattr(EigenTracker, "_dense", lambda self, op, theta: calls.append(theta.numel()))
+    for P in (DENSE_MAX, DENSE_MAX + 1):
+        q = quadratic(np.linspace(3.0, 0.1, P).tolist(), dtype="float64")
+        EigenTracker(k=1).update(q, q.theta0)
+    assert calls == [DENSE_MAX]

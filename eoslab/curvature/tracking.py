@@ -30,7 +30,11 @@ from .._validation import check_int, check_real
 from .eigen import Eigenpairs, _orthonormal_columns, _random_columns, block_lanczos
 from .operators import HessianOperator, _check_operator
 
-__all__ = ["EigenTracker"]
+__all__ = ["EigenTracker", "DENSE_MAX"]
+
+#: Up to this many parameters the tracker forms the whole Hessian (``P`` products) and diagonalizes it: exact,
+#: certified, and cheaper than a Krylov solve, whose warm start alone costs about six products.
+DENSE_MAX = 8
 
 
 class EigenTracker:
@@ -99,6 +103,8 @@ class EigenTracker:
         """The tracked eigenpairs at ``theta`` (an :class:`Eigenpairs`; ``certified`` on the cold solves)."""
         op = HessianOperator(loss, theta) if operator is None else _check_operator(operator, theta)
         size = theta.numel()
+        if size <= DENSE_MAX:
+            return self._dense(op, theta)
         like = torch.empty(0, dtype=theta.dtype, device=theta.device)
         generator = torch.Generator().manual_seed(self.seed + self.calls)
         cold = self.calls % self.certify_every == 0 or self.basis is None or self.basis.shape[0] != size
@@ -118,6 +124,18 @@ class EigenTracker:
         self.basis = solve.vectors[:, : min(tracked + self.guard, size)]
         return Eigenpairs(solve.values[:tracked], solve.vectors[:, :tracked], solve.residuals[:tracked],
                           solve.products, solve.converged, solve.converged and cold)
+
+    def _dense(self, op, theta):
+        """A tiny problem's exact eigenpairs: the whole Hessian from ``P`` products, then ``eigh`` (certified)."""
+        size = theta.numel()
+        self.calls += 1
+        H = torch.stack([op.matvec(e) for e in torch.eye(size, dtype=theta.dtype, device=theta.device)], 1)
+        values, vectors = torch.linalg.eigh(0.5 * (H + H.T))
+        values, vectors = values.flip(0), vectors.flip(1)
+        tracked = self.tracked = self._tracked(values, size)
+        self.basis = vectors[:, : min(tracked + self.guard, size)]
+        residuals = (H @ vectors[:, :tracked] - vectors[:, :tracked] * values[:tracked]).norm(dim=0)
+        return Eigenpairs(values[:tracked], vectors[:, :tracked], residuals, size, True, True)
 
     def __repr__(self):
         level = "" if self.above is None else f", above={self.above:g}"
