@@ -53,29 +53,66 @@ def _random_columns(size, count, generator, like):
 def _orthonormal_columns(X, Q, generator, like):
     """The columns of ``X`` made orthonormal and orthogonal to ``Q``'s (Gram-Schmidt, twice).
 
-    A column that (nearly) vanishes, because it lay in the span of ``Q`` and the
-    columns before it, is replaced by a fresh random one, so that the block keeps
-    exploring directions the basis has not seen; once the space is exhausted the
-    block shrinks instead.
+    The whole block is first projected off ``Q`` (twice), then each column off
+    the ones accepted before it (twice). A column that (nearly) vanishes,
+    because it lay in the span of ``Q`` and the columns before it, is replaced
+    by a fresh random one, so that the block keeps exploring directions the
+    basis has not seen; once the space is exhausted the block shrinks instead.
     """
     size = X.shape[0]
     floor = 100 * torch.finfo(like.dtype).eps  # below this fraction of its norm, a column is rounding noise
+
+    def off_basis(W):
+        for _ in range(2):
+            W = W - Q @ (Q.T @ W)
+        return W
+
+    norms = X.norm(dim=0).tolist()
+    X = off_basis(X) if Q.shape[1] else X
     accepted = []
     for j in range(X.shape[1]):
         for attempt in range(2):
-            w = X[:, j] if attempt == 0 else _random_columns(size, 1, generator, like)[:, 0]
-            basis = torch.cat([Q, *(c[:, None] for c in accepted)], dim=1)
-            norm0 = float(w.norm())
+            if attempt == 0:
+                w, norm0 = X[:, j], norms[j]
+            else:
+                w = _random_columns(size, 1, generator, like)
+                norm0 = float(w.norm())
+                w = (off_basis(w) if Q.shape[1] else w)[:, 0]
             if not (norm0 > 0 and math.isfinite(norm0)):
                 continue
-            for _ in range(2):
-                w = w - basis @ (basis.T @ w)
-            if float(w.norm()) > floor * norm0:
-                accepted.append(w / w.norm())
+            if accepted:
+                block = torch.stack(accepted, dim=1)
+                for _ in range(2):
+                    w = w - block @ (block.T @ w)
+            norm = float(w.norm())
+            if norm > floor * norm0:
+                accepted.append(w / norm)
                 break
         if Q.shape[1] + len(accepted) == size:
             break
     return torch.stack(accepted, dim=1) if accepted else X[:, :0]
+
+
+class _Columns:
+    """A matrix that grows by blocks of columns. It is kept transposed, one contiguous row per column, in a
+    buffer that doubles, so that appending copies little and the products with it read contiguous memory."""
+
+    def __init__(self, like_block):
+        self.rows = like_block.new_empty(0, like_block.shape[0])
+        self.count = 0
+
+    def append(self, block):
+        needed = self.count + block.shape[1]
+        if needed > self.rows.shape[0]:
+            grown = self.rows.new_empty(max(needed, 2 * self.rows.shape[0], 8), self.rows.shape[1])
+            grown[: self.count] = self.rows[: self.count]
+            self.rows = grown
+        self.rows[self.count:needed] = block.T
+        self.count = needed
+
+    @property
+    def matrix(self):
+        return self.rows[: self.count].T
 
 
 def _start_block(size, k, init, generator, like):
@@ -127,7 +164,8 @@ def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, gene
     size = X.shape[0]
     max_iter = size if max_iter is None else max_iter
     generator = torch.Generator().manual_seed(0) if generator is None else generator
-    Q = HQ = X[:, :0]
+    Qs, HQs = _Columns(X), _Columns(X)
+    Q = X[:, :0]
     T = torch.empty(0, 0, dtype=torch.float64)
     products = steps = 0
     probe_column = X.shape[1] - 1 if lock and probe else None  # where the probe's latest direction sits in X
@@ -140,7 +178,9 @@ def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, gene
         cross = (Q.T @ W).double().cpu()
         corner = (X.T @ W).double().cpu()
         T = torch.cat([torch.cat([T, cross], 1), torch.cat([cross.T, 0.5 * (corner + corner.T)], 1)], 0)
-        Q, HQ = torch.cat([Q, X], 1), torch.cat([HQ, W], 1)
+        Qs.append(X)
+        HQs.append(W)
+        Q, HQ = Qs.matrix, HQs.matrix
         ritz, S = torch.linalg.eigh(T)
         ritz, S = ritz.flip(0), S.flip(1)  # largest first
         required = need(ritz) if callable(need) else need
