@@ -87,3 +87,28 @@ def test_curvature_once_per_step_stays_within_the_integrators_own_error(monkeypa
     assert 0 < gap("step", "substep") <= 2 * euler_error
     for name in flow:  # both hold the sharpness at 2/η
         assert np.abs(runs[name].sharpness[10:] - 2 / 0.3).max() < 1e-4
+
+
+def test_the_substeps_follow_the_flows_own_eigenvalue_without_a_second_solve(monkeypatch):
+    toy = sharpening_toy(s0=3.9, c=0.005, x0=0.05)  # H = [[3.9 + y, x], [x, 0]]; the rate eta * S sets the substeps
+    substeps = []
+    real_step = flows.Flow.step
+
+    def counting_step(self, problem, theta, state, info):
+        substeps.append(max(1, int(np.ceil(self.lr * info.sharpness / self.substep_scale - 1e-9))))
+        a, x = 3.9 + float(theta[1]), float(theta[0])
+        assert info.sharpness == pytest.approx((a + (a * a + 4 * x * x) ** 0.5) / 2, rel=1e-12)  # this point's
+        return real_step(self, problem, theta, state, info)
+
+    monkeypatch.setattr(flows.Flow, "step", counting_step)
+    calls = []  # the run's own solves: its tracker has the run's eig_tol, 1e-3 (the flow's: 1e-6)
+    real_update = eoslab.recorder.EigenTracker.update
+    monkeypatch.setattr(eoslab.recorder.EigenTracker, "update",
+                        lambda self, *a, **k: (calls.append(1) if self.eig_tol == 1e-3 else None)
+                        or real_update(self, *a, **k))
+    bare = eoslab.run(toy, CentralFlow(0.5, num_eigs=1), 60, num_eigs=0, save_every=1, progress=False)
+    assert calls == [] and len(substeps) == 60  # the run measured nothing: the flow's own solve set the rate
+    measured = eoslab.run(toy, CentralFlow(0.5, num_eigs=1), 60, num_eigs=1, measure_every=25, save_every=1,
+                          progress=False)
+    assert len(calls) == 4  # steps 0, 25, 50 and 60, for the record only
+    torch.testing.assert_close(bare.snapshots, measured.snapshots, rtol=0, atol=0)

@@ -1,7 +1,7 @@
 r"""The central flow (Cohen, Damian, Talwalkar, Kolter, Lee 2025): GD's time-averaged path at the edge."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
@@ -169,6 +169,7 @@ class CentralFlow(Flow):
     """
 
     integrator = "euler"
+    needs_sharpness = False  # its own eigen-solve at each step's start sets the substeps (see step)
 
     def __init__(self, lr, *, num_eigs=3, tau=1.0, eig_tol=1e-6, certify_every=10, curvature="substep",
                  substep_scale=0.5, max_substep=1.0):
@@ -208,6 +209,13 @@ class CentralFlow(Flow):
             return self._field(problem, z, state)[2]
 
         return velocity
+
+    def step(self, problem, theta, state, info):
+        """One unit of time, its substeps set by the top eigenvalue this flow computed at ``theta`` itself, so
+        that the run need not measure the sharpness for it (a second eigen-solve at the same point)."""
+        if state.point is not theta:  # observe computed the field at every recorded point; this one was not
+            self._field(problem, theta, state)
+        return super().step(problem, theta, state, replace(info, sharpness=float(state.values[0])))
 
     def observe(self, problem, theta, state):
         values, sigma2, velocity, loss = self._field(problem, theta, state)
