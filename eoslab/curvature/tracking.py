@@ -21,6 +21,10 @@ it, within the same solve. Its cold solves start from as many random columns as
 it tracked last (at least ``k``) plus ``guard``, so that an eigenvalue repeated
 that often is seen as often as it occurs; the pairs beyond ``k`` settle to
 ``eig_tol`` times the top eigenvalue.
+
+A problem of at most :data:`DENSE_MAX` parameters (the book's toys) is
+diagonalized whole instead: ``P`` products give the Hessian, and ``eigh`` its
+exact eigenpairs, every solve certified.
 """
 from __future__ import annotations
 
