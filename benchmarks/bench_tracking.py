@@ -18,8 +18,9 @@ the same Hessian operator, for k = 1 and k = 3:
 each at a relative tolerance of 1e-3. Reported: Hessian-vector products per measurement (the mean over
 all of them: every method starts cold at the first, and the tracker's certified solves count too), wall
 time, the worst relative error against a float64 reference (cold, 1e-8), and the worst relative
-residual. Then "every eigenvalue above 1.5/η" with the tracker, and the overhead of ``eoslab.run``
-against a bare PyTorch loop on the same loss.
+residual. Then "every eigenvalue above 1.5/η" with the tracker, the overhead of ``eoslab.run``
+against a bare PyTorch loop on the same loss, and the cost of a central-flow step (``CentralFlow``, one
+and two eigenvalues, curvature per step and per substep) in GD steps, in float32 and float64.
 
 Run from the repository root::
 
@@ -43,6 +44,7 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
 import eoslab
 from eoslab.curvature import EigenTracker, HessianOperator
+from eoslab.flows import CentralFlow
 from eoslab.optim import GD
 
 TOL = 1e-3
@@ -170,6 +172,25 @@ def run_overhead(problem, lr, steps):
     return {"bare_loop_s": bare, "run_s": time.perf_counter() - t0}
 
 
+def central_flow_cost(problem, lr, theta, steps):
+    """Seconds per step of the central flow against GD's, from ``theta`` (at the edge), in float32 and float64."""
+    rows = []
+    for dtype, tol in (("float32", 1e-3), ("float64", 1e-4)):
+        p, th = problem.to(dtype=dtype), theta.to(getattr(torch, dtype))
+        t0 = time.perf_counter()
+        eoslab.run(p, GD(lr), 5 * steps, theta0=th, num_eigs=0, progress=False)
+        gd = (time.perf_counter() - t0) / (5 * steps)
+        for k, curvature in ((1, "step"), (1, "substep"), (2, "step")):
+            flow = CentralFlow(lr, num_eigs=k, eig_tol=tol, curvature=curvature)
+            t0 = time.perf_counter()
+            eoslab.run(p, flow, steps, theta0=th, num_eigs=0, progress=False)
+            seconds = (time.perf_counter() - t0) / steps
+            rows.append({"dtype": dtype, "eig_tol": tol, "num_eigs": k, "curvature": curvature,
+                         "gd_step_ms": 1e3 * gd, "flow_step_ms": 1e3 * seconds, "gd_steps_per_step": seconds / gd})
+            print(f"{dtype:<8}{tol:>8g}{k:>5}{curvature:>9}{1e3 * gd:>12.1f}{1e3 * seconds:>14.0f}{seconds / gd:>12.0f}")
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000)
@@ -177,6 +198,7 @@ def main(argv=None):
     parser.add_argument("--eos-steps", type=int, default=1000)
     parser.add_argument("--measurements", type=int, default=30)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--flow-steps", type=int, default=20, help="central-flow steps timed (0 to skip)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     problem = eoslab.problems.digits_classification(n=args.n, widths=(200, 200))
@@ -226,10 +248,15 @@ def main(argv=None):
           "per eigenvalue)")
     overhead = run_overhead(problem, args.lr, 200)
     print(f"\n200 GD steps: bare PyTorch loop {overhead['bare_loop_s']:.2f} s, eoslab.run {overhead['run_s']:.2f} s")
+    flow = []
+    if args.flow_steps > 0:
+        print(f"\ncentral flow from the first point, {args.flow_steps} steps (GD: {5 * args.flow_steps}):")
+        print(f"{'dtype':<8}{'eig_tol':>8}{'k':>5}{'mode':>9}{'GD ms/step':>12}{'flow ms/step':>14}{'GD steps':>12}")
+        flow = central_flow_cost(problem, args.lr, points[0], args.flow_steps)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"methods": results, "above": {"counts": counts, "products": products},
-                                        "overhead": overhead}, indent=1))
+                                        "overhead": overhead, "central_flow": flow}, indent=1))
 
 
 if __name__ == "__main__":
