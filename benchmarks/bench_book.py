@@ -104,7 +104,8 @@ def main():
                       help="compute the static panels' grids, as the book build does (default)")
     mode.add_argument("--live", dest="static", action="store_false",
                       help="live panels only, as a reader's kernel and the tests run them")
-    parser.add_argument("--chapters", nargs="*", help="chapter names (default: every chapters/*.ipynb)")
+    parser.add_argument("--chapters", nargs="*",
+                        help="chapter names, taken in this order (default: every chapters/*.ipynb, largest first)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--top", type=int, default=3, help="slowest cells listed per chapter")
     parser.add_argument("--out", type=Path, help="also write the results as JSON")
@@ -112,18 +113,19 @@ def main():
     if args.jobs < 1 or args.threads < 1:
         parser.error(f"--jobs and --threads must be at least 1, got {args.jobs} and {args.threads}")
     paths = sorted((ROOT / "chapters").glob("*.ipynb"))
-    if args.chapters:
-        wanted = set(args.chapters)
-        paths = [p for p in paths if p.stem in wanted or p.name in wanted]
-        if not paths:
-            parser.error(f"--chapters: none of {sorted(wanted)} is in chapters/")
+    if args.chapters:  # in the order given: the jobs take them in turn
+        by_name = {name: p for p in paths for name in (p.stem, p.name)}
+        missing = [c for c in args.chapters if c not in by_name]
+        if missing:
+            parser.error(f"--chapters: {missing} not in chapters/ (there: {[p.stem for p in paths]})")
+        order = [by_name[c] for c in args.chapters]
+    else:  # the largest notebooks first, so that the jobs finish together
+        order = sorted(paths, key=lambda p: -p.stat().st_size)
     import torch
 
     print(f"torch {torch.__version__}, python {platform.python_version()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; {args.jobs} chapter(s) at a time, {args.threads} thread(s) each, "
           f"{'static panels computed' if args.static else 'live panels only'}", flush=True)
-    # the longest chapters first, so that the jobs finish together
-    order = sorted(paths, key=lambda p: -p.stat().st_size)
     start = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda p: run_chapter(p, args.threads, args.static, args.timeout), order))
