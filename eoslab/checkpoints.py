@@ -16,7 +16,8 @@ import torch
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
-VERSION = 3  # 2: the recorder keeps its ball for divergence; 3: its eigen-tracker (Ritz vectors and schedule)
+VERSION = 4  # 2: the recorder keeps its ball for divergence; 3: its eigen-tracker (Ritz vectors and schedule);
+# 4: tiny problems solved whole, and the central flow's substeps set by its own eigenvalue (other numbers)
 
 
 def save_checkpoint(path, payload):

@@ -113,6 +113,15 @@ class Method:
         """The tensor to keep with each parameter snapshot (a momentum buffer), or ``None``."""
         return state if isinstance(state, torch.Tensor) else None
 
+    def sharpness(self, state):
+        """The top Hessian eigenvalue the method computed itself at the current point, or ``None``.
+
+        A central flow solves for its eigenpairs at every step; :func:`eoslab.run` gives that value to
+        ``stop``, ``callback``, ``measures`` and the next step between its own measurements, so that a run
+        need not solve again for it.
+        """
+        return None
+
     def displacement(self, state):
         """The length of any displacement the state carries beyond ``theta`` (a flow's oscillation), else 0.
 

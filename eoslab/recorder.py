@@ -44,7 +44,9 @@ class StepView:
     index : int
         How many measurements came before this one (``0`` for the first).
     sharpness : float
-        The last measured sharpness (NaN before the first).
+        The last measured sharpness (NaN before the first); for a method that computes its own
+        (:meth:`~eoslab.methods.Method.sharpness`, a central flow), that value at this step, unless the
+        run measured here.
     threshold : float
         The method's threshold (``2/η`` for GD).
     problem : Problem
@@ -168,6 +170,9 @@ class Recorder:
         for key, value in self.method.observe(self.problem, theta, state).items():
             value = value.detach().cpu().numpy().copy() if isinstance(value, torch.Tensor) else float(value)
             self.extras.setdefault(key, []).append(value)
+        own = self.method.sharpness(state)  # a central flow's own top eigenvalue here, fresh at every step
+        if own is not None and not (measured and self.num_eigs):
+            self.sharpness = float(own)
         if measured and self.measures:
             view = self.view(t, theta, state)
             self.measure_steps.append(t)

@@ -112,3 +112,16 @@ def test_the_substeps_follow_the_flows_own_eigenvalue_without_a_second_solve(mon
                           progress=False)
     assert len(calls) == 4  # steps 0, 25, 50 and 60, for the record only
     torch.testing.assert_close(bare.snapshots, measured.snapshots, rtol=0, atol=0)
+
+
+def test_a_stop_condition_sees_the_flows_own_sharpness_when_the_run_measures_none():
+    toy = sharpening_toy(s0=3.0, c=0.05)  # sharpens from 3 towards 2/eta = 4
+    h = eoslab.run(toy, CentralFlow(0.5, num_eigs=1), 100, num_eigs=0, measure_every=1, save_every=1,
+                   stop=eoslab.until_sharpness_reaches(3.5), progress=False)
+
+    def top(theta):  # H = [[s0 + y, x], [x, 0]]
+        a, x = 3.0 + float(theta[1]), float(theta[0])
+        return (a + (a * a + 4 * x * x) ** 0.5) / 2
+
+    assert h.stopped_at is not None and h.stopped_at > 0
+    assert top(h.snapshots[h.stopped_at]) >= 3.5 > top(h.snapshots[h.stopped_at - 1])

@@ -230,5 +230,5 @@ def test_a_checkpoint_is_never_continued_by_another_run(tmp_path):
         run(quadratic([1.0]), GD(0.1), 10, checkpoint=tmp_path / "x", checkpoint_every=0, progress=False)
     payload = torch.load(path, weights_only=False)
     torch.save({**payload, "version": 1}, path)  # what an older eoslab wrote
-    with pytest.raises(ValueError, match="has version 1, expected 3: another eoslab wrote it"):
+    with pytest.raises(ValueError, match="has version 1, expected 4: another eoslab wrote it"):
         run(quadratic([1.0]), GD(0.1), 10, checkpoint=path, progress=False)

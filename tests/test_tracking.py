@@ -9,7 +9,7 @@ from eoslab.curvature import EigenTracker, HessianOperator
 from eoslab.curvature.tracking import DENSE_MAX
 from eoslab.curvature.eigen import _orthonormal_columns, _random_columns, block_lanczos
 from eoslab.optim import GD
-from eoslab.problems import quadratic
+from eoslab.problems import function_problem, quadratic
 
 from conftest import random_orthogonal
 
@@ -160,3 +160,37 @@ def test_only_problems_up_to_dense_max_are_diagonalized_whole(monkeypatch):
         q = quadratic(np.linspace(3.0, 0.1, P).tolist(), dtype="float64")
         EigenTracker(k=1).update(q, q.theta0)
     assert calls == [DENSE_MAX]
+
+
+def test_orthonormal_columns_stay_orthogonal_to_the_basis_when_a_column_nearly_repeats_another():
+    # the second column is the first plus a sliver just above the rounding floor, and both lie mostly in span(Q):
+    # what is left of it after the first is removed must still be orthogonal to Q to rounding
+    worst = 0.0
+    for seed in range(50):
+        g = torch.Generator().manual_seed(seed)
+        n, m, eps = 50, 10, torch.finfo(torch.float64).eps
+        Q = torch.linalg.qr(torch.randn(n, m, dtype=torch.float64, generator=g))[0]
+        a, b = torch.randn(n, 2, dtype=torch.float64, generator=g).unbind(1)
+        x = a + 100 * Q @ torch.randn(m, dtype=torch.float64, generator=g)
+        X = torch.stack([x, x + 120 * eps * x.norm() * b / b.norm()], 1)
+        V = _orthonormal_columns(X, Q, torch.Generator().manual_seed(1), torch.empty(0, dtype=torch.float64))
+        assert V.shape[1] == 2
+        worst = max(worst, float((Q.T @ V).abs().max()), float((V.T @ V - torch.eye(2, dtype=V.dtype)).abs().max()))
+    assert worst < 1e-12, worst
+
+
+def test_the_growing_basis_never_allocates_past_its_limit():
+    from eoslab.curvature.eigen import _Columns
+
+    block = torch.randn(30, 3, dtype=torch.float64)
+    columns = _Columns(block, limit=10)
+    for _ in range(3):
+        columns.append(block)
+    columns.append(block[:, :1])
+    assert columns.rows.shape[0] == 10 and torch.equal(columns.matrix, torch.cat([block] * 3 + [block[:, :1]], 1))
+
+
+def test_a_tiny_hessian_that_is_not_finite_is_an_error_not_a_certified_nan():
+    f = function_problem(lambda th: (th.abs() ** 1.5).sum(), [0.0, 1.0], dtype="float64")
+    with pytest.raises(ValueError, match="not finite"):
+        EigenTracker(k=1).update(f, f.theta0)

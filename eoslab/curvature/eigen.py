@@ -54,7 +54,9 @@ def _orthonormal_columns(X, Q, generator, like):
     """The columns of ``X`` made orthonormal and orthogonal to ``Q``'s (Gram-Schmidt, twice).
 
     The whole block is first projected off ``Q`` (twice), then each column off
-    the ones accepted before it (twice). A column that (nearly) vanishes,
+    the ones accepted before it; where that cancels most of the column, once
+    more off both (each subtraction leaves rounding of the size of what it
+    subtracted, which a small remainder would carry). A column that (nearly) vanishes,
     because it lay in the span of ``Q`` and the columns before it, is replaced
     by a fresh random one, so that the block keeps exploring directions the
     basis has not seen; once the space is exhausted the block shrinks instead.
@@ -82,7 +84,10 @@ def _orthonormal_columns(X, Q, generator, like):
                 continue
             if accepted:
                 block = torch.stack(accepted, dim=1)
-                for _ in range(2):
+                before = float(w.norm())
+                w = w - block @ (block.T @ w)
+                if float(w.norm()) < 0.5 * before:  # "twice is enough": once more, off everything
+                    w = w - Q @ (Q.T @ w) if Q.shape[1] else w
                     w = w - block @ (block.T @ w)
             norm = float(w.norm())
             if norm > floor * norm0:
@@ -97,14 +102,16 @@ class _Columns:
     """A matrix that grows by blocks of columns. It is kept transposed, one contiguous row per column, in a
     buffer that doubles, so that appending copies little and the products with it read contiguous memory."""
 
-    def __init__(self, like_block):
+    def __init__(self, like_block, limit):
         self.rows = like_block.new_empty(0, like_block.shape[0])
         self.count = 0
+        self.limit = limit  # the most columns it can be asked to hold: never allocate beyond it
 
     def append(self, block):
         needed = self.count + block.shape[1]
         if needed > self.rows.shape[0]:
-            grown = self.rows.new_empty(max(needed, 2 * self.rows.shape[0], 8), self.rows.shape[1])
+            capacity = max(needed, min(max(2 * self.rows.shape[0], 8), self.limit))
+            grown = self.rows.new_empty(capacity, self.rows.shape[1])
             grown[: self.count] = self.rows[: self.count]
             self.rows = grown
         self.rows[self.count:needed] = block.T
@@ -164,7 +171,8 @@ def block_lanczos(op, X, *, k, need, keep, tol, min_steps=1, max_iter=None, gene
     size = X.shape[0]
     max_iter = size if max_iter is None else max_iter
     generator = torch.Generator().manual_seed(0) if generator is None else generator
-    Qs, HQs = _Columns(X), _Columns(X)
+    limit = min(size, max_iter + X.shape[1])  # a solve stops once its products reach max_iter
+    Qs, HQs = _Columns(X, limit), _Columns(X, limit)
     Q = X[:, :0]
     T = torch.empty(0, 0, dtype=torch.float64)
     products = steps = 0

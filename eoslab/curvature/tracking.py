@@ -36,8 +36,9 @@ from .operators import HessianOperator, _check_operator
 
 __all__ = ["EigenTracker", "DENSE_MAX"]
 
-#: Up to this many parameters the tracker forms the whole Hessian (``P`` products) and diagonalizes it: exact,
-#: certified, and cheaper than a Krylov solve, whose warm start alone costs about six products.
+#: Up to this many parameters the tracker forms the whole Hessian (``P`` products) and diagonalizes it: exact and
+#: certified at every solve, for about the products a Krylov solve takes at this size (its warm start alone takes
+#: six) and less of its bookkeeping.
 DENSE_MAX = 8
 
 
@@ -134,8 +135,11 @@ class EigenTracker:
         size = theta.numel()
         self.calls += 1
         H = torch.stack([op.matvec(e) for e in torch.eye(size, dtype=theta.dtype, device=theta.device)], 1)
-        values, vectors = torch.linalg.eigh(0.5 * (H + H.T))
-        values, vectors = values.flip(0), vectors.flip(1)
+        if not bool(torch.isfinite(H).all()):
+            raise ValueError("the Hessian at theta is not finite (a Hessian-vector product gave inf or nan): "
+                             "there are no eigenvalues to track; is the loss twice differentiable there?")
+        values, vectors = torch.linalg.eigh(0.5 * (H + H.T).double())  # float64 costs nothing at this size
+        values, vectors = values.flip(0).to(theta.dtype), vectors.flip(1).to(theta.dtype)
         tracked = self.tracked = self._tracked(values, size)
         self.basis = vectors[:, : min(tracked + self.guard, size)]
         residuals = (H @ vectors[:, :tracked] - vectors[:, :tracked] * values[:tracked]).norm(dim=0)

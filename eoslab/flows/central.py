@@ -215,7 +215,10 @@ class CentralFlow(Flow):
         that the run need not measure the sharpness for it (a second eigen-solve at the same point)."""
         if state.point is not theta:  # observe computed the field at every recorded point; this one was not
             self._field(problem, theta, state)
-        return super().step(problem, theta, state, replace(info, sharpness=float(state.values[0])))
+        return super().step(problem, theta, state, replace(info, sharpness=self.sharpness(state)))
+
+    def sharpness(self, state):
+        return None if state.values is None else float(state.values[0])
 
     def observe(self, problem, theta, state):
         values, sigma2, velocity, loss = self._field(problem, theta, state)
