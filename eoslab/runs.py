@@ -57,6 +57,13 @@ def _with_integrator(method, old, where):
     return method.with_integrator(substep_scale=scale, max_substep=max_substep)
 
 
+def _settings(method):
+    """A method's own settings (its plain attributes: ``lr``, ``beta``, ``curvature``...), for a checkpoint's
+    signature: its label need not name them all, and a run continued under other settings would be two runs."""
+    return {key: value for key, value in sorted(vars(method).items())
+            if isinstance(value, (bool, int, float, str, type(None)))}
+
+
 def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, eig_tol=1e-3, measures=None,
         batch_size=None, replacement=False, save_every=None, stop=None, callback=None, divergence_factor=1e6,
         checkpoint=None, checkpoint_every=None, device=None, dtype=None, seed=0, progress=True, **deprecated):
@@ -161,7 +168,8 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
     if checkpoint is not None:
         every = max(1, steps // 20) if checkpoint_every is None else check_int("checkpoint_every", checkpoint_every,
                                                                                  low=1)
-        signature = dict(method=method.label, problem=problem.name, num_params=problem.num_params,
+        signature = dict(method=method.label, settings=_settings(method), problem=problem.name,
+                         num_params=problem.num_params,
                          dtype=str(problem.dtype), steps=steps, batch_size=batch_size, replacement=replacement,
                          measure_every=recorder.measure_every, num_eigs=recorder.num_eigs, eig_tol=recorder.eig_tol,
                          save_every=recorder.save_every, seed=recorder.seed, measures=sorted(recorder.measures))

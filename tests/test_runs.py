@@ -6,9 +6,9 @@ import torch
 
 import eoslab
 from eoslab import History, compare, run
-from eoslab.flows import GradientFlow
+from eoslab.flows import CentralFlow, GradientFlow
 from eoslab.optim import GD, HeavyBall
-from eoslab.problems import chebyshev_regression, function_problem, quadratic
+from eoslab.problems import chebyshev_regression, function_problem, quadratic, sharpening_toy
 
 
 def test_history_records_every_step_and_measures_on_schedule():
@@ -228,6 +228,14 @@ def test_a_checkpoint_is_never_continued_by_another_run(tmp_path):
         run(quadratic([1.0]), GD(0.2), 10, checkpoint=path, progress=False)
     with pytest.raises(ValueError, match="checkpoint_every"):
         run(quadratic([1.0]), GD(0.1), 10, checkpoint=tmp_path / "x", checkpoint_every=0, progress=False)
+    # settings that the label does not name count too
+    toy = sharpening_toy(s0=3.9, c=0.005, x0=0.05)
+    flow_path = tmp_path / "flow.pt"
+    run(toy, CentralFlow(0.5, num_eigs=1), 5, num_eigs=0, checkpoint=flow_path, progress=False)
+    assert CentralFlow(0.5, num_eigs=1).label == CentralFlow(0.5, num_eigs=1, curvature="step").label
+    with pytest.raises(ValueError, match="another run.*curvature"):
+        run(toy, CentralFlow(0.5, num_eigs=1, curvature="step"), 5, num_eigs=0, checkpoint=flow_path, progress=False)
+    run(toy, CentralFlow(0.5, num_eigs=1), 5, num_eigs=0, checkpoint=flow_path, progress=False)  # the same: fine
     payload = torch.load(path, weights_only=False)
     torch.save({**payload, "version": 1}, path)  # what an older eoslab wrote
     with pytest.raises(ValueError, match="has version 1, expected 4: another eoslab wrote it"):
