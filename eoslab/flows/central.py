@@ -193,14 +193,13 @@ class CentralFlow(Flow):
         return eig.values, sigma2, velocity, float(op.value)
 
     def _velocity_at(self, problem, state):
-        """The field for one step; its first evaluation, at the step's start, is the anchor for ``"step"``."""
+        """The field for one step; its first evaluation, at the step's start, is the anchor for ``"step"``
+        (:meth:`step` has computed the field there)."""
         first = [True]
 
         def velocity(z):
             if first[0]:
                 first[0] = False
-                if state.point is not z:  # else observe computed it at this very point
-                    self._field(problem, z, state)
                 return state.velocity
             if self.curvature == "step":  # a fresh gradient, the curvature from the step's start
                 _, g = problem.value_and_grad(z)
