@@ -160,6 +160,31 @@ def follow(name, solve, problem, points, refs, k):
             "mean_ms": 1e3 * float(np.mean(seconds))}
 
 
+def warm_start_quality(problem, points, k, count=12):
+    """How far from settled a warm start is: the top Ritz pair's relative residual at each point, from the last
+    point's top vector, its top k + 2 (the tracker's carried block), and those of the last two points together.
+
+    The vectors are accurate ones (a cold solve to 1e-6) and the products of the Rayleigh-Ritz step are free
+    here: this is the residual any method starts from, before its first product, if it carries those vectors.
+    """
+    vectors = [eoslab.top_eigenpairs(problem, th, k=k + 2, eig_tol=1e-6, max_iter=1200).vectors
+               for th in points[:count]]
+
+    def residual(theta, V):
+        V = torch.linalg.qr(V).Q
+        op = HessianOperator(problem, theta)
+        HV = torch.stack([op.matvec(V[:, j]) for j in range(V.shape[1])], dim=1)
+        values, S = torch.linalg.eigh(0.5 * (V.T @ HV + HV.T @ V))
+        y, Hy = V @ S[:, -1], HV @ S[:, -1]
+        return float((Hy - values[-1] * y).norm() / values[-1])
+
+    rows = {"last top vector": [], f"last top {k + 2}": [], f"last two points' top {k + 2}": []}
+    for i in range(2, len(vectors)):
+        for name, V in zip(rows, (vectors[i - 1][:, :1], vectors[i - 1], torch.cat(vectors[i - 2:i], dim=1))):
+            rows[name].append(residual(points[i], V))
+    return {name: (min(r), max(r)) for name, r in rows.items()}
+
+
 def run_overhead(problem, lr, steps):
     theta = problem.theta0.clone()
     t0 = time.perf_counter()
@@ -172,8 +197,48 @@ def run_overhead(problem, lr, steps):
     return {"bare_loop_s": bare, "run_s": time.perf_counter() - t0}
 
 
+class CountingTracker(EigenTracker):
+    """An :class:`EigenTracker` that keeps the products of each solve."""
+
+    products = []
+
+    def update(self, loss, theta, *, operator=None):
+        result = super().update(loss, theta, operator=operator)
+        CountingTracker.products.append(result.num_products)
+        return result
+
+
+class CountedCentralFlow(CentralFlow):
+    def init(self, theta, problem=None):
+        state = super().init(theta, problem)
+        state.tracker.__class__ = CountingTracker
+        return state
+
+
+def unit_costs(problem, theta, repeats=20):
+    """Milliseconds of a gradient, of a Hessian operator's graph, of one product and of one third derivative."""
+    def ms(fn):
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return 1e3 * (time.perf_counter() - t0) / repeats
+
+    op = HessianOperator(problem, theta)
+    u = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(0)).to(theta)
+    u = u / u.norm()
+    return {"gradient": ms(lambda: problem.value_and_grad(theta)), "graph": ms(lambda: HessianOperator(problem, theta)),
+            "product": ms(lambda: op.matvec(u)), "third derivative": ms(lambda: op.third_derivative(u))}
+
+
 def central_flow_cost(problem, lr, theta, steps):
-    """Seconds per step of the central flow against GD's, from ``theta`` (at the edge), in float32 and float64."""
+    """Seconds per step of the central flow against GD's, from ``theta`` (at the edge), in float32 and float64,
+    with the products its eigen-solves take per step and the price of each piece in gradients."""
+    costs = unit_costs(problem, theta)
+    print("one gradient " + f"{costs['gradient']:.2f} ms; in gradients: " + ", ".join(
+        f"{name} {value / costs['gradient']:.1f}" for name, value in costs.items() if name != "gradient"))
+    print(f"{'dtype':<8}{'eig_tol':>8}{'k':>5}{'mode':>9}{'GD ms/step':>12}{'flow ms/step':>14}{'GD steps':>12}"
+          f"{'products':>10}")
     rows = []
     for dtype, tol in (("float32", 1e-3), ("float64", 1e-4)):
         p, th = problem.to(dtype=dtype), theta.to(getattr(torch, dtype))
@@ -181,14 +246,18 @@ def central_flow_cost(problem, lr, theta, steps):
         eoslab.run(p, GD(lr), 5 * steps, theta0=th, num_eigs=0, progress=False)
         gd = (time.perf_counter() - t0) / (5 * steps)
         for k, curvature in ((1, "step"), (1, "substep"), (2, "step")):
-            flow = CentralFlow(lr, num_eigs=k, eig_tol=tol, curvature=curvature)
+            flow = CountedCentralFlow(lr, num_eigs=k, eig_tol=tol, curvature=curvature)
+            CountingTracker.products = []
             t0 = time.perf_counter()
             eoslab.run(p, flow, steps, theta0=th, num_eigs=0, progress=False)
             seconds = (time.perf_counter() - t0) / steps
+            products = sum(CountingTracker.products) / steps
             rows.append({"dtype": dtype, "eig_tol": tol, "num_eigs": k, "curvature": curvature,
-                         "gd_step_ms": 1e3 * gd, "flow_step_ms": 1e3 * seconds, "gd_steps_per_step": seconds / gd})
-            print(f"{dtype:<8}{tol:>8g}{k:>5}{curvature:>9}{1e3 * gd:>12.1f}{1e3 * seconds:>14.0f}{seconds / gd:>12.0f}")
-    return rows
+                         "gd_step_ms": 1e3 * gd, "flow_step_ms": 1e3 * seconds, "gd_steps_per_step": seconds / gd,
+                         "products_per_step": products})
+            print(f"{dtype:<8}{tol:>8g}{k:>5}{curvature:>9}{1e3 * gd:>12.1f}{1e3 * seconds:>14.0f}{seconds / gd:>12.0f}"
+                  f"{products:>10.1f}")
+    return {"unit_costs_ms": costs, "rows": rows}
 
 
 def main(argv=None):
@@ -236,6 +305,11 @@ def main(argv=None):
                 cold = r["products"][:: tracker.certify_every]
                 warm = [n for i, n in enumerate(r["products"]) if i % tracker.certify_every]
                 print(f"{'':<4}cold solves {np.mean(cold):.1f} products, warm solves {np.mean(warm):.1f}")
+    print(f"\nwarm starts {args.every} steps apart: the top pair's relative residual before any product "
+          f"(min-max over {min(args.measurements, 12) - 2} points; the tolerance is {TOL:g})")
+    quality = warm_start_quality(problem, points, 1)
+    for name, (low, high) in quality.items():
+        print(f"{name:<28}{low:.1e} - {high:.1e}  ({low / TOL:.0f} to {high / TOL:.0f} x the tolerance)")
     above = 1.5 / args.lr
     tracker = EigenTracker(k=1, above=above, eig_tol=TOL)
     counts, products = [], []
@@ -251,11 +325,11 @@ def main(argv=None):
     flow = []
     if args.flow_steps > 0:
         print(f"\ncentral flow from the first point, {args.flow_steps} steps (GD: {5 * args.flow_steps}):")
-        print(f"{'dtype':<8}{'eig_tol':>8}{'k':>5}{'mode':>9}{'GD ms/step':>12}{'flow ms/step':>14}{'GD steps':>12}")
         flow = central_flow_cost(problem, args.lr, points[0], args.flow_steps)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"methods": results, "above": {"counts": counts, "products": products},
+        args.out.write_text(json.dumps({"methods": results, "warm_start_residuals": quality,
+                                        "above": {"counts": counts, "products": products},
                                         "overhead": overhead, "central_flow": flow}, indent=1))
 
 

@@ -55,6 +55,10 @@ class StepInfo:
     sharpness : float
         The last measured sharpness of the full loss (NaN before the first
         measurement), for flows that adapt their substeps to it.
+    operator : HessianOperator or None
+        For a method with ``needs_hessian``: the Hessian operator of ``loss_fn``
+        at ``theta``, whose gradient graph gave ``loss`` and ``grad``, so that
+        the step's Hessian-vector products need no second forward pass.
     """
 
     t: int
@@ -62,6 +66,7 @@ class StepInfo:
     grad: torch.Tensor
     loss_fn: Callable
     sharpness: float = math.nan
+    operator: object = None
 
 
 class Method:
@@ -78,9 +83,15 @@ class Method:
     needs_sharpness : bool
         The loop measures the sharpness on its schedule even when the run
         records none, because :meth:`step` uses ``info.sharpness``.
+    needs_hessian : bool
+        The loop computes each point's loss and gradient through a
+        :class:`~eoslab.curvature.HessianOperator` (a gradient that keeps its
+        graph) and hands it to :meth:`step` as ``info.operator``: for rules
+        that take Hessian-vector products at the current point.
     """
 
     needs_sharpness = False
+    needs_hessian = False
 
     def __init__(self, lr):
         self.lr = check_positive("lr", lr)

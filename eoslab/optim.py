@@ -183,16 +183,28 @@ class DAL(_AdaptiveStep):
         self.p = check_real("p", p, low=0.0)
         self.max_scale = check_positive("max_scale", max_scale)
 
+    @property
+    def needs_hessian(self):
+        """With ``p > 0``, :func:`eoslab.run` hands each step the gradient's graph for its product ``Hg``."""
+        return self.p > 0
+
     def init(self, theta, problem=None):
         return self.lr if self.p == 0 else math.nan
 
-    def update(self, theta, grad, state, *, loss=None, loss_fn=None):
+    def step(self, problem, theta, state, info):
+        """The loop's step: ``Hg`` from the operator whose graph gave the gradient, when the loop built one."""
+        return self.update(theta, info.grad, state, loss=info.loss, loss_fn=info.loss_fn, operator=info.operator)
+
+    def update(self, theta, grad, state, *, loss=None, loss_fn=None, operator=None):
+        """One step; ``operator``, a :class:`~eoslab.curvature.HessianOperator` at ``theta``, replaces ``loss_fn``."""
         if self.p == 0:
             return theta - self.lr * grad, self.lr
-        if loss_fn is None:
+        if loss_fn is None and operator is None:
             raise ValueError("DAL with p > 0 needs loss_fn, the loss being minimized, for its Hessian-vector product")
         g_norm = float(grad.norm())
-        curvature = float(hvp(loss_fn, theta, grad).norm()) / g_norm if g_norm > 0 else 0.0
+        Hg = (operator.require_at(theta).matvec(grad) if operator is not None else hvp(loss_fn, theta, grad)) \
+            if g_norm > 0 else None
+        curvature = float(Hg.norm()) / g_norm if g_norm > 0 else 0.0
         step = self.max_scale if curvature == 0 else min(2.0 / curvature**self.p, self.max_scale)
         return theta - step * grad, step
 

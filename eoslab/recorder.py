@@ -132,8 +132,12 @@ class Recorder:
         return StepView(t, theta, state, self.losses[-1], self.measured_now,
                         self.num_measurements - self.measured_now, self.sharpness, self.threshold, self.problem)
 
-    def record(self, t, theta, state, loss, grad, *, full_batch=True):
-        """Record step ``t``; return ``False`` if the run has diverged there."""
+    def record(self, t, theta, state, loss, grad, *, full_batch=True, operator=None):
+        """Record step ``t``; return ``False`` if the run has diverged there.
+
+        ``operator``, a :class:`~eoslab.curvature.HessianOperator` of the full loss at ``theta``, saves a
+        measurement its own forward pass.
+        """
         loss_value = float(loss)
         grad_norm = float(torch.linalg.vector_norm(grad))
         if t == 0 and not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
@@ -158,7 +162,7 @@ class Recorder:
         self.num_measurements += measured
         if measured and (self.num_eigs or self.method.needs_sharpness):
             # a cold (certified) solve at the first measurement and every CERTIFY_EVERY-th; warm ones between
-            result = self.tracker.update(self.problem, theta)
+            result = self.tracker.update(self.problem, theta, operator=operator)
             self.vectors = result.vectors
             self.sharpness = float(result.values[0])
             if self.num_eigs:

@@ -11,9 +11,12 @@ several methods from one start.
 """
 from __future__ import annotations
 
+import torch
+
 from ._validation import check_int, check_real, no_other_keywords, renamed
 from .batches import BatchSampler
 from .checkpoints import load_checkpoint, save_checkpoint
+from .curvature import HessianOperator
 from .flows import Flow
 from .history import History
 from .methods import Method, StepInfo
@@ -198,8 +201,15 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
     try:
         for t in range(first, steps + 1):
             batch = sampler() if sampler is not None else None
-            loss, grad = problem.value_and_grad(theta, batch)
-            if not recorder.record(t, theta, state, loss, grad, full_batch=batch is None):  # diverged
+            loss_fn = problem if batch is None else (lambda th, b=batch: problem.loss(th, b))
+            operator = None
+            if method.needs_hessian and bool(torch.isfinite(theta).all()):  # one graph for the gradient and Hv
+                operator = HessianOperator(loss_fn, theta)
+                loss, grad = operator.value, operator.gradient
+            else:
+                loss, grad = problem.value_and_grad(theta, batch)
+            if not recorder.record(t, theta, state, loss, grad, full_batch=batch is None,
+                                   operator=operator if batch is None else None):  # diverged
                 break
             if callback is not None or stop is not None:
                 view = recorder.view(t, theta, state)
@@ -210,8 +220,8 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
                     break
             if t == steps:
                 break
-            loss_fn = problem if batch is None else (lambda th, b=batch: problem.loss(th, b))
-            theta, state = method.step(problem, theta, state, StepInfo(t, loss, grad, loss_fn, recorder.sharpness))
+            theta, state = method.step(problem, theta, state,
+                                       StepInfo(t, loss, grad, loss_fn, recorder.sharpness, operator))
             theta = theta.detach()
             size = method.step_size(state)
             if size is not None:

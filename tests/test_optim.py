@@ -115,6 +115,35 @@ def test_dal_with_p_one_sits_at_or_beyond_its_own_edge():
     assert step * 5.0 == pytest.approx(2.0)
 
 
+def test_dal_in_run_shares_the_gradient_graph_and_matches_the_update_rule(monkeypatch):
+    # run hands DAL the operator whose graph gave the gradient; the trajectory is the one the bare rule gives
+    # with its own Hessian-vector product, and each step builds one graph (not a gradient, then a graph)
+    from eoslab.curvature import operators
+    from eoslab.problems import chebyshev_regression
+    problem = chebyshev_regression(dtype="float64")
+    rule, theta, state, losses = DAL(0.3, p=1), problem.theta0.clone(), None, []
+    for _ in range(20):
+        loss, grad = problem.value_and_grad(theta)
+        losses.append(float(loss))
+        theta, state = rule.update(theta, grad, state, loss_fn=problem)
+    built = []
+    original = operators.HessianOperator.__init__
+    monkeypatch.setattr(operators.HessianOperator, "__init__",
+                        lambda self, *a, **k: (built.append(1), original(self, *a, **k))[1])
+    calls = []
+    monkeypatch.setattr(type(problem), "value_and_grad", lambda *a, **k: calls.append(1))
+    h = eoslab.run(problem, DAL(0.3, p=1), 19, num_eigs=0, progress=False)
+    np.testing.assert_allclose(h.loss, losses, rtol=1e-12)
+    assert len(built) == 20 and not calls
+    assert DAL(0.3, p=1).needs_hessian and not DAL(0.3, p=0).needs_hessian
+
+
+def test_dal_that_diverges_stops_cleanly():
+    h = eoslab.run(quadratic([50.0, 1.0], dtype="float64"), DAL(0.1, p=0.5, max_scale=5.0), 200, num_eigs=0,
+                   progress=False)
+    assert h.diverged and 0 < h.diverged_at < 200
+
+
 def test_dal_validates():
     for kwargs, name in [({"p": -1.0}, "p"), ({"max_scale": 0.0}, "max_scale"), ({"lr": -0.1}, "lr")]:
         with pytest.raises(ValueError, match=name):
