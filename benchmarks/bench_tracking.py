@@ -164,10 +164,10 @@ def warm_start_quality(problem, points, k, count=12):
     """How far from settled a warm start is: the top Ritz pair's relative residual at each point, from the last
     point's top vector, its top k + 2 (the tracker's carried block), and those of the last two points together.
 
-    The vectors are accurate ones (a cold solve to 1e-6) and the products of the Rayleigh-Ritz step are free
+    The vectors are accurate ones (a cold solve to 1e-5) and the products of the Rayleigh-Ritz step are free
     here: this is the residual any method starts from, before its first product, if it carries those vectors.
     """
-    vectors = [eoslab.top_eigenpairs(problem, th, k=k + 2, eig_tol=1e-6, max_iter=1200).vectors
+    vectors = [eoslab.top_eigenpairs(problem, th, k=k + 2, eig_tol=1e-5, max_iter=1200).vectors
                for th in points[:count]]
 
     def residual(theta, V):

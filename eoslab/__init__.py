@@ -5,8 +5,11 @@ it in this list (``tests/test_layout.py`` checks it):
 
 1. **What to minimize and its curvature** --
    :mod:`eoslab.data` (data sets read from disk), :mod:`eoslab.models`
-   (functional networks on flat vectors), :mod:`eoslab.problems` (losses on
-   flat parameter vectors: quadratics, the chapters' toys, networks on data),
+   (functional networks on flat vectors), :mod:`eoslab.architectures`
+   (networks from the literature as ``torch.nn`` modules),
+   :mod:`eoslab.problems` (losses on flat parameter vectors: quadratics, the
+   chapters' toys, networks on data, your own module through
+   :func:`~eoslab.problems.from_module`),
    :mod:`eoslab.curvature` (Hessian-vector products, top eigenpairs,
    third derivatives: operators only), :mod:`eoslab.thresholds` (the
    stability thresholds ``2/η``, ``2(1±β)/η``, written once),
@@ -41,17 +44,18 @@ Examples
 >>> history.loss.shape
 (101,)
 """
-from . import (analysis, batches, checkpoints, curvature, data, exercises, flows, manifold, methods, models, optim,
-               plotting, problems, recorder, self_stabilization, stability, stochastic, thresholds, trends)
+from . import (analysis, architectures, batches, checkpoints, curvature, data, exercises, flows, manifold, methods,
+               models, optim, plotting, problems, recorder, self_stabilization, stability, stochastic, thresholds,
+               trends)
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
 from .history import History
 from .methods import Method
 from .runs import compare, run, until_sharpness_reaches
 
 __all__ = [
-    "analysis", "batches", "checkpoints", "curvature", "data", "exercises", "flows", "manifold", "methods", "models",
-    "optim", "plotting", "problems", "recorder", "self_stabilization", "stability", "stochastic", "thresholds",
-    "trends", "hessian", "hvp", "sharpness", "top_eigenpairs",
+    "analysis", "architectures", "batches", "checkpoints", "curvature", "data", "exercises", "flows", "manifold",
+    "methods", "models", "optim", "plotting", "problems", "recorder", "self_stabilization", "stability", "stochastic",
+    "thresholds", "trends", "hessian", "hvp", "sharpness", "top_eigenpairs",
     "History", "Method", "compare", "run", "until_sharpness_reaches",
 ]
 

@@ -14,7 +14,7 @@ README = PACKAGE.parent / "README.md"
 #: The layers of eoslab/__init__.py's docstring, bottom first; a module imports from its own layer or below.
 LAYERS = [
     ["_validation"],
-    ["data", "models", "thresholds", "trends"],
+    ["data", "models", "architectures", "thresholds", "trends"],
     ["problems", "curvature"],
     ["methods", "optim", "flows"],
     ["history", "batches", "checkpoints", "recorder", "runs"],

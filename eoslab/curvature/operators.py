@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import torch
 
@@ -74,6 +75,18 @@ class HessianOperator:
         check_finite_vector("theta", theta)
         self.size = theta.numel()
         self._theta = theta.detach().requires_grad_(True)
+        self.num_products = 0
+        self._caveat = getattr(loss, "third_derivative_caveat", None)  # a loss that knows its own flaws
+        chunks = getattr(loss, "loss_chunks", None)
+        self._chunks = chunks() if callable(chunks) else None
+        if self._chunks is not None and len(self._chunks) > 1:  # data in chunks: accumulate, one graph at a time
+            self.value, self.gradient = 0.0, torch.zeros_like(self._theta, requires_grad=False)
+            for weight, chunk_loss in self._chunks:
+                value, grad = self._chunk_gradient(chunk_loss, create_graph=False)
+                self.value, self.gradient = self.value + weight * value.detach(), self.gradient + weight * grad
+            self._grad = None
+            return
+        self._chunks = None
         with torch.enable_grad():
             value = loss(self._theta)
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
@@ -81,7 +94,22 @@ class HessianOperator:
             (self._grad,) = torch.autograd.grad(value, self._theta, create_graph=True)
         self.value = value.detach()
         self.gradient = self._grad.detach()
-        self.num_products = 0
+
+    def _chunk_gradient(self, chunk_loss, create_graph):
+        """One chunk's loss and gradient at this point (the gradient keeps its graph with ``create_graph``)."""
+        with torch.enable_grad():
+            value = chunk_loss(self._theta)
+            (grad,) = torch.autograd.grad(value, self._theta, create_graph=create_graph, allow_unused=True)
+        return value, torch.zeros_like(self._theta) if grad is None else (grad if create_graph else grad.detach())
+
+    def _accumulate(self, per_chunk):
+        """``sum(weight * per_chunk(gradient graph))`` over the chunks, each graph freed before the next."""
+        total = torch.zeros_like(self.gradient)
+        for weight, chunk_loss in self._chunks:
+            _, grad = self._chunk_gradient(chunk_loss, create_graph=True)
+            if grad.requires_grad:  # else the chunk's loss is linear in theta and contributes nothing
+                total += weight * per_chunk(grad)
+        return total
 
     @property
     def device(self):
@@ -94,10 +122,11 @@ class HessianOperator:
     def matvec(self, v):
         """Return ``H v`` for a vector ``v`` of the same size as ``theta``."""
         self.num_products += 1
+        if self._chunks is not None:
+            return self._accumulate(lambda grad: self._hv(grad, v))
         if not self._grad.requires_grad:  # the loss is linear: H = 0
             return torch.zeros_like(v)
-        (hv,) = torch.autograd.grad(self._grad, self._theta, v, retain_graph=True, allow_unused=True)
-        return torch.zeros_like(v) if hv is None else hv
+        return self._hv(self._grad, v)
 
     __matmul__ = matvec
 
@@ -117,16 +146,29 @@ class HessianOperator:
         ``u · Hw``), so several third derivatives and products at one point
         share one forward pass. Not counted in ``num_products``.
         """
+        if self._caveat:
+            warnings.warn(self._caveat, RuntimeWarning, stacklevel=2)
         w = u if w is None else w
         u = u.detach().to(self._theta)
         w = w.detach().to(self._theta)
+        if self._chunks is not None:
+            return self._accumulate(lambda grad: self._third(grad, u, w))
         if not self._grad.requires_grad:  # the loss is linear
             return torch.zeros_like(self.gradient)
+        return self._third(self._grad, u, w)
+
+    def _hv(self, grad, v):
+        """``H v`` from a gradient that keeps its graph."""
+        (hv,) = torch.autograd.grad(grad, self._theta, v, retain_graph=self._chunks is None, allow_unused=True)
+        return torch.zeros_like(v) if hv is None else hv
+
+    def _third(self, grad, u, w):
+        """``∇(u · H w)`` from a gradient that keeps its graph."""
         with torch.enable_grad():
-            (hw,) = torch.autograd.grad(self._grad, self._theta, w, create_graph=True, allow_unused=True)
+            (hw,) = torch.autograd.grad(grad, self._theta, w, create_graph=True, allow_unused=True)
             if hw is None or not hw.requires_grad:  # the loss is at most quadratic
                 return torch.zeros_like(self.gradient)
-            (d3,) = torch.autograd.grad(hw @ u, self._theta, retain_graph=True, allow_unused=True)
+            (d3,) = torch.autograd.grad(hw @ u, self._theta, retain_graph=self._chunks is None, allow_unused=True)
         return torch.zeros_like(self.gradient) if d3 is None else d3.detach()
 
 
