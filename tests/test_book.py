@@ -31,6 +31,7 @@ EXPECTED_PAGES = [
     "chapters/05_edge_flow.html",
     "chapters/06_minimizer_manifold.html",
     "chapters/07_momentum_eoss.html",
+    "chapters/appendix_own_network.html",
     "chapters/glossary.html",
     "chapters/instructors.html",
     "chapters/references.html",

@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("0*.ipynb"))
+PAGES = CHAPTERS + sorted((ROOT / "chapters").glob("appendix_*.ipynb"))  # every executed page
 IGNORE, CLAIM, SOLUTION = "nbval-ignore-output", "claim", "solution"
 
 
@@ -49,13 +50,13 @@ def test_the_book_has_seven_chapters():
     assert [p.name[:2] for p in CHAPTERS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_checker_directives_are_tags_not_comments(path):
     visible = [c.source.splitlines()[0] for c in cells(path) if c.cell_type == "code" and "NBVAL" in c.source.upper()]
     assert not visible, f"checker directives written in code: {visible}"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_every_code_cell_was_executed_without_error(path):
     for k, cell in enumerate(cells(path)):
         if cell.cell_type == "code":
@@ -64,7 +65,7 @@ def test_every_code_cell_was_executed_without_error(path):
             assert not errors, f"cell {k} stored an error: {errors[0].ename}"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_ignored_numbers_are_checked_by_a_claim_cell(path):
     """A cell whose printed numbers nbval does not compare is followed by a hidden claim cell."""
     nb = cells(path)
@@ -76,7 +77,7 @@ def test_ignored_numbers_are_checked_by_a_claim_cell(path):
             f"cell {k} prints numbers that nbval ignores, with no claim cell after it: {cell.source[:80]!r}")
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_claim_cells_are_hidden_silent_and_assert(path):
     for k, cell in enumerate(cells(path)):
         if CLAIM in tags(cell):
@@ -85,7 +86,7 @@ def test_claim_cells_are_hidden_silent_and_assert(path):
             assert not printed_text(cell).strip(), f"claim cell {k} prints: {printed_text(cell)[:80]!r}"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_solutions_are_gated_blocks_of_executed_cells(path):
     """Solution code runs with the chapter: it sits in cells tagged ``solution`` between
     ``{solution-start}`` and ``{solution-end}``, never as fenced text inside a ``{solution}``."""
@@ -110,7 +111,7 @@ def test_solutions_are_gated_blocks_of_executed_cells(path):
     assert blocks == exercises and code >= blocks, f"{blocks} gated solutions with {code} code cells for {exercises} exercises"
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_code_fits_the_code_box(path):
     """Code lines of at most 88 characters: the page's code boxes show 88 without scrolling sideways."""
     long = [(k, line) for k, cell in enumerate(cells(path)) if cell.cell_type == "code"

@@ -18,12 +18,13 @@ a closed form).
 """
 from .base import FunctionProblem, Problem, function_problem
 from .modules import ModuleProblem, from_module
-from .networks import Supervised, chebyshev_regression, cifar10_classification, digits_classification, digits_eoss
+from .networks import (Supervised, chebyshev_regression, cifar10_classification, digits_classification, digits_eoss,
+                       square_loss)
 from .quadratic import Quadratic, quadratic
 from .toys import manifold_toy, scalar_two_layer, sharpening_toy
 
 __all__ = [
     "Problem", "FunctionProblem", "ModuleProblem", "Quadratic", "Supervised", "from_module",
     "quadratic", "function_problem", "manifold_toy", "scalar_two_layer", "sharpening_toy",
-    "chebyshev_regression", "digits_classification", "digits_eoss", "cifar10_classification",
+    "chebyshev_regression", "digits_classification", "digits_eoss", "cifar10_classification", "square_loss",
 ]

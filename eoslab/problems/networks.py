@@ -8,10 +8,28 @@ from ..data import chebyshev_data, cifar10_data, digits_data
 from ..models import MLP
 from .base import Problem
 
-__all__ = ["Supervised", "chebyshev_regression", "cifar10_classification", "digits_classification", "digits_eoss"]
+__all__ = ["Supervised", "chebyshev_regression", "cifar10_classification", "digits_classification", "digits_eoss",
+           "square_loss"]
 
 
 LOSSES = ("mse", "ce")
+
+
+def square_loss(output, target):
+    r"""Cohen et al.'s square loss: :math:`\tfrac12\|f(x) - y\|^2` summed over outputs, averaged over examples.
+
+    ``output`` and ``target`` have one example per row (one-hot targets for classification). Written out by
+    hand: ``F.mse_loss`` averages over outputs too (a loss ten times smaller on ten classes, and so an edge at
+    a ten times larger step), and trips torch.func's forward-over-reverse products. The loss of every
+    built-in network with ``loss="mse"``, and the one to give :func:`~eoslab.problems.from_module` for their
+    setting.
+
+    Examples
+    --------
+    >>> float(square_loss(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 2.0]])))
+    1.25
+    """
+    return 0.5 * ((output - target) ** 2).sum(dim=1).mean()
 
 
 class Supervised(Problem):
@@ -37,8 +55,7 @@ class Supervised(Problem):
         X, Y = (self.X, self.Y) if batch_indices is None else (self.X[batch_indices], self.Y[batch_indices])
         out = self.model.apply(theta, X)
         if self.loss_name == "mse":
-            # written out by hand: F.mse_loss trips torch.func's forward-over-reverse HVPs
-            return 0.5 * ((out - Y) ** 2).sum(dim=1).mean()
+            return square_loss(out, Y)
         return torch.nn.functional.cross_entropy(out, Y)
 
     def predict(self, theta, inputs=None):
