@@ -22,7 +22,9 @@ it in this list (``tests/test_layout.py`` checks it):
    record, saved and loaded in an open format), :mod:`eoslab.batches` (which
    examples a stochastic step uses), :mod:`eoslab.checkpoints` (a run in
    progress, kept on disk), :mod:`eoslab.recorder` (what the loop records at
-   each step) and :mod:`eoslab.runs` (:func:`run`, :func:`compare`).
+   each step), :mod:`eoslab.runs` (:func:`run`, :func:`compare`) and
+   :mod:`eoslab.sweep` (an experiment over a grid, on a laptop, a Dask
+   cluster or SLURM, into one table; nothing lost, nothing recomputed).
 4. **The chapters' own models** -- :mod:`eoslab.stability` (Chapter 1),
    :mod:`eoslab.self_stabilization` (Chapter 3), :mod:`eoslab.manifold`
    (Chapter 6), :mod:`eoslab.stochastic` (Chapter 7).
@@ -45,8 +47,8 @@ Examples
 (101,)
 """
 from . import (analysis, architectures, batches, checkpoints, curvature, data, exercises, flows, manifold, methods,
-               models, optim, plotting, problems, recorder, self_stabilization, stability, stochastic, thresholds,
-               trends)
+               models, optim, plotting, problems, recorder, self_stabilization, stability, stochastic, sweep,
+               thresholds, trends)
 from .curvature import hessian, hvp, sharpness, top_eigenpairs
 from .history import History
 from .methods import Method
@@ -55,7 +57,7 @@ from .runs import compare, run, until_sharpness_reaches
 __all__ = [
     "analysis", "architectures", "batches", "checkpoints", "curvature", "data", "exercises", "flows", "manifold",
     "methods", "models", "optim", "plotting", "problems", "recorder", "self_stabilization", "stability", "stochastic",
-    "thresholds", "trends", "hessian", "hvp", "sharpness", "top_eigenpairs",
+    "sweep", "thresholds", "trends", "hessian", "hvp", "sharpness", "top_eigenpairs",
     "History", "Method", "compare", "run", "until_sharpness_reaches",
 ]
 

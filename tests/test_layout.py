@@ -17,7 +17,7 @@ LAYERS = [
     ["data", "models", "architectures", "thresholds", "trends"],
     ["problems", "curvature"],
     ["methods", "optim", "flows"],
-    ["history", "batches", "checkpoints", "recorder", "runs"],
+    ["history", "batches", "checkpoints", "recorder", "runs", "sweep"],
     ["stability", "self_stabilization", "manifold", "stochastic"],  # the chapters' own models
     ["analysis", "exercises", "plotting"],
     ["widgets"],

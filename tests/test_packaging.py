@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 ENVIRONMENT = ROOT / "environment.yml"
 
-EXTRAS = ("book", "test")
+EXTRAS = ("book", "test", "sweep")
 # conda-forge name -> PyPI name, where they differ.
 CONDA_TO_PYPI = {"pytorch": "torch"}
 # Entries of environment.yml that are not project dependencies.
