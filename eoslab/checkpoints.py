@@ -16,8 +16,9 @@ import torch
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
-VERSION = 4  # 2: the recorder keeps its ball for divergence; 3: its eigen-tracker (Ritz vectors and schedule);
-# 4: tiny problems solved whole, and the central flow's substeps set by its own eigenvalue (other numbers)
+VERSION = 5  # 2: the recorder keeps its ball for divergence; 3: its eigen-tracker (Ritz vectors and schedule);
+# 4: tiny problems solved whole, and the central flow's substeps set by its own eigenvalue (other numbers);
+# 5: the signature holds a fingerprint of the start point
 
 
 def save_checkpoint(path, payload):

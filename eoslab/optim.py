@@ -204,7 +204,9 @@ class DAL(_AdaptiveStep):
         g_norm = float(grad.norm())
         Hg = (operator.require_at(theta).matvec(grad) if operator is not None else hvp(loss_fn, theta, grad)) \
             if g_norm > 0 else None
-        curvature = float(Hg.norm()) / g_norm if g_norm > 0 else 0.0
+        curvature = float((Hg / g_norm).norm()) if g_norm > 0 else 0.0  # divided first: Hg alone may overflow
+        if not math.isfinite(curvature):  # the run has left the finite numbers: a NaN step, which run reports
+            return theta * math.nan, math.nan
         step = self.max_scale if curvature == 0 else min(2.0 / curvature**self.p, self.max_scale)
         return theta - step * grad, step
 

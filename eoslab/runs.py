@@ -11,6 +11,8 @@ several methods from one start.
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from ._validation import check_int, check_real, no_other_keywords, renamed
@@ -58,6 +60,13 @@ def _with_integrator(method, old, where):
     if not isinstance(method, Flow):
         return method  # an optimizer: the integrator settings are the flows' only
     return method.with_integrator(substep_scale=scale, max_substep=max_substep)
+
+
+def _fingerprint(theta):
+    """A short hash of a start point's values, for a checkpoint's signature: a run from another initialization
+    (another seed, another architecture of the same size) must not continue this one."""
+    theta = torch.as_tensor(theta).detach().cpu().contiguous()
+    return hashlib.sha1(theta.numpy().tobytes()).hexdigest()[:16]
 
 
 def _settings(method):
@@ -172,7 +181,8 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
         every = max(1, steps // 20) if checkpoint_every is None else check_int("checkpoint_every", checkpoint_every,
                                                                                  low=1)
         signature = dict(method=method.label, settings=_settings(method), problem=problem.name,
-                         num_params=problem.num_params,
+                         num_params=problem.num_params, start=_fingerprint(theta0 if theta0 is not None
+                                                                              else problem.theta0),
                          dtype=str(problem.dtype), steps=steps, batch_size=batch_size, replacement=replacement,
                          measure_every=recorder.measure_every, num_eigs=recorder.num_eigs, eig_tol=recorder.eig_tol,
                          save_every=recorder.save_every, seed=recorder.seed, measures=sorted(recorder.measures))
@@ -201,7 +211,7 @@ def run(problem, method, steps, *, theta0=None, measure_every=None, num_eigs=1, 
     try:
         for t in range(first, steps + 1):
             batch = sampler() if sampler is not None else None
-            loss_fn = problem if batch is None else (lambda th, b=batch: problem.loss(th, b))
+            loss_fn = problem if batch is None else problem.batch_loss(batch)
             operator = None
             if method.needs_hessian and bool(torch.isfinite(theta).all()):  # one graph for the gradient and Hv
                 operator = HessianOperator(loss_fn, theta)

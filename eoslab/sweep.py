@@ -170,6 +170,10 @@ def _table(configs, records, interrupted):
             row.update({k: record.get(k) for k in RUN_COLUMNS if k != "status"}, status=record["status"])
         rows.append(row)
     table = pd.DataFrame(rows)
+    for column in table.columns:  # None beside integers stays None (pandas would turn the integers into floats)
+        values = [row.get(column) for row in rows]
+        if any(v is None for v in values) and all(isinstance(v, int) for v in values if v is not None):
+            table[column] = pd.Series(values, dtype=object)
     table.attrs.update(eoslab=_version(), interrupted=interrupted)
     return table
 

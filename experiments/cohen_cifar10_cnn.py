@@ -91,7 +91,7 @@ def main(argv=None):
     for lr in args.lrs:
         model = copy.deepcopy(start).to(args.device)  # every step size from the same initialization
         problem = from_module(model, square_loss, (images, targets), chunk_size=args.chunk_size,
-                              name=f"cnn on CIFAR-10-{args.n}")
+                              name=f"cnn-{args.activation} {args.widths} on CIFAR-10-{args.n}, seed {args.seed}")
         t0 = time.perf_counter()
         history = eoslab.run(problem, GD(lr), args.steps, measure_every=args.measure_every,
                              checkpoint=args.out / f"lr_{lr:g}.ckpt", seed=args.seed)

@@ -32,6 +32,7 @@ EXPECTED_PAGES = [
     "chapters/06_minimizer_manifold.html",
     "chapters/07_momentum_eoss.html",
     "chapters/appendix_own_network.html",
+    "chapters/appendix_phase_diagrams.html",
     "chapters/glossary.html",
     "chapters/instructors.html",
     "chapters/references.html",

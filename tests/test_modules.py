@@ -1,6 +1,8 @@
 """Your own nn.Module as a problem (from_module) and the networks of eoslab.architectures, against independent truths:
 the built-in functional MLP, one-pass values, finite differences and dense eigendecompositions."""
 import math
+import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -107,12 +109,54 @@ def test_chunked_values_equal_the_one_pass_values(kind):
     torch.testing.assert_close(a[1], b[1], rtol=1e-12, atol=1e-14)
 
 
-def test_chunked_memory_is_bounded_by_the_chunk():
-    # the operator keeps no graph between products: its memory does not grow with the number of chunks
-    X, Y = images(40, 1, 4)
-    problem = from_module(convnet(1, 4, (3,), 3).double(), mse, (X, Y), chunk_size=4)
+def peak_saved_bytes(fn):
+    """The most bytes that autograd graphs hold at once while ``fn`` runs (tensors saved for backward, counted
+    when saved and released when freed): the activation memory that chunking is meant to bound."""
+    state = {"live": 0, "peak": 0}
+
+    def release(size):
+        state["live"] -= size
+
+    def pack(t):
+        size = t.numel() * t.element_size()
+        state["live"] += size
+        state["peak"] = max(state["peak"], state["live"])
+        weakref.finalize(t, release, size)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return state["peak"]
+
+
+def test_chunked_memory_is_bounded_by_the_chunk_for_full_batches_mini_batches_and_subsets():
+    X, Y = images(64, 1, 4)
+    model = convnet(1, 4, (3,), 3).double()
+    v = random_unit(from_module(model, mse, (X, Y)).num_params, 0)
+
+    def product_memory(n, chunk_size, batch=None):
+        problem = from_module(model, mse, (X[:n], Y[:n]), chunk_size=chunk_size)
+        loss = problem if batch is None else problem.batch_loss(batch)
+        return peak_saved_bytes(lambda: HessianOperator(loss, problem.theta0).matvec(v))
+
+    one_chunk, whole = product_memory(8, None), product_memory(64, None)
+    assert whole > 4 * one_chunk  # the measure sees activations grow with the examples in a pass
+    assert product_memory(64, 8) < 1.5 * one_chunk  # eight chunks of 8: the memory of one
+    assert product_memory(64, 8, batch=torch.arange(0, 64, 2)) < 1.5 * one_chunk  # a mini-batch of 32, in chunks
+    # a parameter subset: the parameters left out of theta enter detached, so a plain loss keeps no graph
+    head = from_module(model, mse, (X, Y), params="4", chunk_size=8)  # the linear head
+    assert not head.loss(head.theta0).requires_grad
+    assert peak_saved_bytes(lambda: head.loss(head.theta0)) == 0
+
+
+def test_a_chunk_whose_loss_does_not_depend_on_theta_contributes_zero():
+    X, Y = images(12, 1, 4)
+    problem = from_module(fully_connected(16, (3,), 3).double(), lambda out, y: y.sum(1).mean(), (X, Y),
+                          chunk_size=5)
     op = HessianOperator(problem, problem.theta0)
-    assert op._grad is None and op.gradient.grad_fn is None and not op.gradient.requires_grad
+    assert torch.equal(op.matvec(random_unit(problem.num_params, 0)), torch.zeros(problem.num_params, dtype=F64))
+    assert torch.equal(op.gradient, torch.zeros(problem.num_params, dtype=F64))
+    assert float(op.value) == pytest.approx(float(Y.sum(1).mean()))
 
 
 # -- the architectures against finite differences and dense eigendecompositions --------------------------------
@@ -179,7 +223,6 @@ def test_dropout_in_training_mode_warns_that_curvature_is_not_deterministic():
     net = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Dropout(0.5), nn.Linear(8, 3)).double()
     with pytest.warns(RuntimeWarning, match="not deterministic"):
         from_module(net, mse, (X, Y), train=True)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         from_module(net, mse, (X, Y))
@@ -210,6 +253,88 @@ def test_bad_input_is_refused_before_any_work():
         fully_connected(4, activation="swish")
 
 
+def test_what_functional_call_cannot_evaluate_or_a_mean_cannot_chunk_is_refused_with_the_reason():
+    X, Y = images(12, 1, 4)
+    lin = nn.Linear(16, 16).double()
+    with pytest.raises(ValueError, match="registered again"):  # one submodule under two names
+        from_module(nn.Sequential(nn.Flatten(), lin, nn.Tanh(), lin, nn.Linear(16, 3)).double(), mse, (X, Y))
+    labels = torch.arange(12) % 3
+    net = fully_connected(16, (4,), 3).double()
+    with pytest.raises(ValueError, match="class weights"):
+        from_module(net, nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 3.0], dtype=F64)), (X, labels))
+    with pytest.raises(ValueError, match="ignore_index"):
+        from_module(net, nn.CrossEntropyLoss(ignore_index=2), (X, labels))
+    with pytest.raises(ValueError, match="reduction"):
+        from_module(net, nn.MSELoss(reduction="sum"), (X, Y))
+    with torch.no_grad():
+        fitted = net(X)  # a summed loss that is zero at theta0: caught at the point nearby
+    with pytest.raises(ValueError, match="not the mean"):
+        from_module(net, lambda out, y: 0.5 * ((out - y) ** 2).sum(), (X, fitted))
+    with pytest.raises(ValueError, match="float32 or all float64"):
+        from_module(fully_connected(16, (4,), 3).bfloat16(), mse, (X.bfloat16(), Y.bfloat16()))
+    frozen = fully_connected(16, (4,), 3).double().requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        from_module(frozen, mse, (X, Y))
+    with pytest.raises(ValueError, match="not finite"):
+        from_module(net, lambda out, y: (out * float("nan")).mean(), (X, Y))
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(zip(X, Y))
+    with pytest.raises(ValueError, match="IterableDataset"):
+        from_module(net, mse, DataLoader(Stream(), 4))
+    with pytest.raises(ValueError, match="drop_last"):
+        from_module(net, mse, DataLoader(TensorDataset(X, Y), 5, drop_last=True))
+
+
+def test_tied_parameters_are_held_once_and_selected_by_any_of_their_names():
+    X = torch.randn(10, 6, dtype=F64)
+    tied = nn.Sequential(nn.Linear(6, 6).double(), nn.Tanh(), nn.Linear(6, 6).double())
+    tied[2].bias = tied[0].bias  # one tensor under two names (as a language model ties its embeddings)
+    problem = from_module(tied, mse, (X, X))
+    assert problem.names == ["0.weight", "0.bias", "2.weight"] and problem.num_params == 36 + 6 + 36
+    assert from_module(tied, mse, (X, X), params="2").names == ["0.bias", "2.weight"]  # 2.bias is 0.bias
+    theta = problem.theta0 + 0.1 * random_unit(problem.num_params, 0)
+    problem.write_to(theta)  # against the module's own autograd, which sees the tie
+    tied.zero_grad()
+    mse(tied(X), X).backward()
+    expected = torch.cat([tied[0].weight.grad.reshape(-1), tied[0].bias.grad, tied[2].weight.grad.reshape(-1)])
+    torch.testing.assert_close(problem.value_and_grad(theta)[1], expected, rtol=1e-12, atol=1e-14)
+
+
+def test_a_refused_training_mode_leaves_the_module_as_it_was():
+    X, Y = images(12, 1, 4)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Tanh(), nn.Flatten(),
+                        nn.Linear(32, 3)).double()
+    with torch.no_grad():
+        net[1].running_mean.fill_(0.3)
+    net.eval()
+    with pytest.raises(ValueError, match="train=False"):
+        from_module(net, mse, (X, Y), train=True)
+    assert float(net[1].running_mean[0]) == 0.3 and int(net[1].num_batches_tracked) == 0 and not net.training
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)).double()
+    with pytest.raises(ValueError, match="single example.*train=False"):  # torch's own error, explained
+        from_module(flat, mse, (X, Y), train=True)
+
+
+def test_to_moves_a_loss_that_holds_tensors():
+    X, Y = images(10, 1, 4)
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("scale", torch.tensor(0.5))
+
+        def forward(self, out, y):
+            return self.scale * ((out - y) ** 2).sum(1).mean()
+
+    problem = from_module(fully_connected(16, (4,), 3), Scaled(), (X.float(), Y.float()))
+    wide = problem.to(dtype="float64")
+    assert wide.loss_fn.scale.dtype == F64 and problem.loss_fn.scale.dtype == torch.float32
+    h = eoslab.run(problem, GD(0.1), 3, dtype="float64", progress=False)
+    assert np.isfinite(h.loss).all()
+
+
 def test_to_copies_the_module_and_keeps_the_values():
     X, Y = images(10, 1, 4)
     problem = from_module(convnet(1, 4, (2,), 3, activation="tanh"), mse, (X.float(), Y.float()), chunk_size=3)
@@ -236,12 +361,13 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 @cuda
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", ["cnn", "vit"])
-def test_cpu_and_gpu_agree(name):
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+def test_cpu_and_gpu_agree(name, monkeypatch):
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)  # curvature in true float64
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     X, Y = images(32, 1, 4)
     cpu = from_module(tiny_models()[name], mse, (X, Y), chunk_size=8)
-    gpu = cpu.to(device="cuda")
+    gpu = from_module(tiny_models()[name].cuda(), mse, (X, Y), chunk_size=8)  # the data stays on the CPU
+    assert gpu.device.type == "cuda" and X.device.type == "cpu" and torch.equal(gpu.theta0.cpu(), cpu.theta0)
     v = random_unit(cpu.num_params, 5)
     torch.testing.assert_close(HessianOperator(gpu, gpu.theta0).matvec(v.cuda()).cpu(),
                                HessianOperator(cpu, cpu.theta0).matvec(v), rtol=1e-10, atol=1e-12)

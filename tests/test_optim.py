@@ -138,6 +138,13 @@ def test_dal_in_run_shares_the_gradient_graph_and_matches_the_update_rule(monkey
     assert DAL(0.3, p=1).needs_hessian and not DAL(0.3, p=0).needs_hessian
 
 
+def test_dal_step_does_not_overflow_where_its_curvature_is_finite():
+    # ||Hg|| = 1e30 overflows float32 when squared inside norm(); ||Hg / ||g|| || = 1e15 does not
+    q = quadratic([1e15, 1.0], theta0=[1.0, 0.0])
+    _, step = DAL(0.1, p=1).update(q.theta0, q.A @ q.theta0, None, loss_fn=q)
+    assert step == pytest.approx(2e-15, rel=1e-5)
+
+
 def test_dal_that_diverges_stops_cleanly():
     h = eoslab.run(quadratic([50.0, 1.0], dtype="float64"), DAL(0.1, p=0.5, max_scale=5.0), 200, num_eigs=0,
                    progress=False)

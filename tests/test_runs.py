@@ -238,5 +238,13 @@ def test_a_checkpoint_is_never_continued_by_another_run(tmp_path):
     run(toy, CentralFlow(0.5, num_eigs=1), 5, num_eigs=0, checkpoint=flow_path, progress=False)  # the same: fine
     payload = torch.load(path, weights_only=False)
     torch.save({**payload, "version": 1}, path)  # what an older eoslab wrote
-    with pytest.raises(ValueError, match="has version 1, expected 4: another eoslab wrote it"):
+    with pytest.raises(ValueError, match="has version 1, expected 5: another eoslab wrote it"):
         run(quadratic([1.0]), GD(0.1), 10, checkpoint=path, progress=False)
+    # another start point of the same size (another seed, another network): another run
+    start = tmp_path / "start.ckpt"
+    run(quadratic([1.0, 2.0], theta0=[1.0, 1.0]), GD(0.1), 10, checkpoint=start, progress=False)
+    with pytest.raises(ValueError, match="another run.*start"):
+        run(quadratic([1.0, 2.0], theta0=[1.0, 0.5]), GD(0.1), 10, checkpoint=start, progress=False)
+    with pytest.raises(ValueError, match="another run.*start"):
+        run(quadratic([1.0, 2.0], theta0=[1.0, 1.0]), GD(0.1), 10, theta0=torch.tensor([0.0, 1.0]), checkpoint=start,
+            progress=False)

@@ -79,32 +79,55 @@ class HessianOperator:
         self._caveat = getattr(loss, "third_derivative_caveat", None)  # a loss that knows its own flaws
         chunks = getattr(loss, "loss_chunks", None)
         self._chunks = chunks() if callable(chunks) else None
-        if self._chunks is not None and len(self._chunks) > 1:  # data in chunks: accumulate, one graph at a time
-            self.value, self.gradient = 0.0, torch.zeros_like(self._theta, requires_grad=False)
-            for weight, chunk_loss in self._chunks:
-                value, grad = self._chunk_gradient(chunk_loss, create_graph=False)
-                self.value, self.gradient = self.value + weight * value.detach(), self.gradient + weight * grad
-            self._grad = None
+        if self._chunks is not None and len(self._chunks) > 1:  # data in chunks: one chunk's graph at a time
+            self._grad, self._value, self._gradient = None, None, None  # value and gradient: on first use
             return
         self._chunks = None
         with torch.enable_grad():
             value = loss(self._theta)
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
                 raise ValueError("loss must return a scalar tensor")
-            (self._grad,) = torch.autograd.grad(value, self._theta, create_graph=True)
-        self.value = value.detach()
-        self.gradient = self._grad.detach()
+            if value.requires_grad:
+                (self._grad,) = torch.autograd.grad(value, self._theta, create_graph=True, allow_unused=True)
+            else:  # a loss that does not depend on theta
+                self._grad = None
+            if self._grad is None:
+                self._grad = torch.zeros_like(self._theta, requires_grad=False)
+        self._value = value.detach()
+        self._gradient = self._grad.detach()
+
+    @property
+    def value(self):
+        if self._value is None:
+            self._accumulate_gradient()
+        return self._value
+
+    @property
+    def gradient(self):
+        if self._gradient is None:
+            self._accumulate_gradient()
+        return self._gradient
+
+    def _accumulate_gradient(self):
+        """The loss and gradient over the chunks (only when asked for: products do not need them)."""
+        value, gradient = 0.0, torch.zeros_like(self._theta, requires_grad=False)
+        for weight, chunk_loss in self._chunks:
+            chunk_value, grad = self._chunk_gradient(chunk_loss, create_graph=False)
+            value, gradient = value + weight * chunk_value.detach(), gradient + weight * grad
+        self._value, self._gradient = torch.as_tensor(value, dtype=self.dtype, device=self.device), gradient
 
     def _chunk_gradient(self, chunk_loss, create_graph):
         """One chunk's loss and gradient at this point (the gradient keeps its graph with ``create_graph``)."""
         with torch.enable_grad():
             value = chunk_loss(self._theta)
-            (grad,) = torch.autograd.grad(value, self._theta, create_graph=create_graph, allow_unused=True)
+            grad = None
+            if value.requires_grad:  # else this chunk's loss does not depend on theta
+                (grad,) = torch.autograd.grad(value, self._theta, create_graph=create_graph, allow_unused=True)
         return value, torch.zeros_like(self._theta) if grad is None else (grad if create_graph else grad.detach())
 
     def _accumulate(self, per_chunk):
         """``sum(weight * per_chunk(gradient graph))`` over the chunks, each graph freed before the next."""
-        total = torch.zeros_like(self.gradient)
+        total = torch.zeros_like(self._theta, requires_grad=False)
         for weight, chunk_loss in self._chunks:
             _, grad = self._chunk_gradient(chunk_loss, create_graph=True)
             if grad.requires_grad:  # else the chunk's loss is linear in theta and contributes nothing
@@ -154,7 +177,7 @@ class HessianOperator:
         if self._chunks is not None:
             return self._accumulate(lambda grad: self._third(grad, u, w))
         if not self._grad.requires_grad:  # the loss is linear
-            return torch.zeros_like(self.gradient)
+            return torch.zeros_like(self._theta, requires_grad=False)
         return self._third(self._grad, u, w)
 
     def _hv(self, grad, v):
@@ -167,9 +190,9 @@ class HessianOperator:
         with torch.enable_grad():
             (hw,) = torch.autograd.grad(grad, self._theta, w, create_graph=True, allow_unused=True)
             if hw is None or not hw.requires_grad:  # the loss is at most quadratic
-                return torch.zeros_like(self.gradient)
+                return torch.zeros_like(self._theta, requires_grad=False)
             (d3,) = torch.autograd.grad(hw @ u, self._theta, retain_graph=self._chunks is None, allow_unused=True)
-        return torch.zeros_like(self.gradient) if d3 is None else d3.detach()
+        return torch.zeros_like(self._theta, requires_grad=False) if d3 is None else d3.detach()
 
 
 def _check_operator(operator, theta):

@@ -20,6 +20,7 @@ problem can be passed wherever :mod:`eoslab.curvature` expects a loss function.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
@@ -52,6 +53,11 @@ class Problem:
             value = self.loss(theta, batch_indices)
             (grad,) = torch.autograd.grad(value, theta)
         return value.detach(), grad
+
+    def batch_loss(self, batch_indices):
+        """``theta -> loss(theta, batch_indices)``: the loss of one mini-batch as a function of ``theta`` (a problem
+        whose data comes in chunks returns one that the curvature code evaluates chunk by chunk)."""
+        return functools.partial(self.loss, batch_indices=batch_indices)
 
     def predict(self, theta, inputs=None):
         """Model output; only problems with a model define it."""

@@ -34,12 +34,13 @@ mode) is a warning.
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 
 from .._validation import check_int, resolve_device, resolve_dtype
 from .base import Problem
+from .module_checks import check_loss_fn, check_mean_and_determinism, check_structure, select_parameters
+from .module_data import Column, indices, length, read_data, take, to_device
 
 __all__ = ["ModuleProblem", "from_module"]
 
@@ -68,18 +69,21 @@ class ModuleProblem(Problem):
         self.theta0 = theta0
         self.chunk_size = chunk_size
         self.name = name
-        self.num_examples = _length(inputs)
+        self.num_examples = length(inputs)
 
     @property
     def third_derivative_caveat(self):
         """Why third derivatives of this loss would be wrong, or ``None`` (read by
         :meth:`~eoslab.curvature.HessianOperator.third_derivative`, which warns)."""
-        fused = [n for n, m in self.model.named_modules() if isinstance(m, torch.nn.LayerNorm)]
+        wrong = (torch.nn.LayerNorm, torch.nn.modules.instancenorm._InstanceNorm)
+        fused = [n for n, m in self.model.named_modules() if isinstance(m, wrong)]
         if not fused:
             return None
-        return (f"the module uses torch.nn.LayerNorm ({', '.join(fused[:3])}{' ...' if len(fused) > 3 else ''}), "
-                "whose fused kernel gives a wrong third derivative, so the sharpness gradient ∇S is wrong; "
-                "replace it with eoslab.architectures.LayerNorm (the same function and parameters)")
+        return (f"the module uses torch's layer or instance normalization ({', '.join(fused[:3])}"
+                f"{' ...' if len(fused) > 3 else ''}), whose fused kernels give a wrong third derivative, so the "
+                "sharpness gradient ∇S is wrong; replace nn.LayerNorm by eoslab.architectures.LayerNorm (the same "
+                "function and parameters). (torch.nn.functional.layer_norm called directly is wrong too, and is "
+                "not detected.)")
 
     # -- the parameters ---------------------------------------------------------
     def unflatten(self, theta):
@@ -98,11 +102,26 @@ class ModuleProblem(Problem):
     # -- the loss ---------------------------------------------------------------
     def _examples(self, index):
         """Inputs and targets of the examples ``index`` (a slice or index tensor), on the problem's device."""
-        x, y = _take(self.inputs, index), _take(self.targets, index)
-        return _to(x, self.device, self.dtype), _to(y, self.device, self.dtype)
+        if isinstance(self.inputs, Column):  # a dataset of pairs: read each example once
+            items = [self.inputs.dataset[i] for i in indices(index, len(self.inputs))]
+            x, y = (torch.stack([torch.as_tensor(item[k]) for item in items]) for k in (0, 1))
+        else:
+            x, y = take(self.inputs, index), take(self.targets, index)
+        return to_device(x, self.device, self.dtype), to_device(y, self.device, self.dtype)
 
     def _forward(self, theta, x):
-        return torch.func.functional_call(self.model, self.unflatten(theta), (x,))
+        # the parameters outside theta enter detached: no graph through them, whatever their requires_grad
+        params = {n: p.detach() for n, p in self.model.named_parameters() if n not in self._selected}
+        params.update(self.unflatten(theta))
+        return torch.func.functional_call(self.model, params, (x,))
+
+    @property
+    def _selected(self):
+        return set(self.names)
+
+    def batch_loss(self, batch_indices):
+        """The loss of one mini-batch as a callable that the curvature code evaluates chunk by chunk."""
+        return _BatchLoss(self, batch_indices)
 
     def _chunk_loss(self, theta, index):
         x, y = self._examples(index)
@@ -138,7 +157,7 @@ class ModuleProblem(Problem):
             theta = theta.detach().requires_grad_(True)
             for w, i in pieces:
                 loss = self._chunk_loss(theta, i)
-                (g,) = torch.autograd.grad(loss, theta, allow_unused=True)
+                (g,) = torch.autograd.grad(loss, theta, allow_unused=True) if loss.requires_grad else (None,)
                 value = value + w * loss.detach()
                 if g is not None:
                     grad += w * g
@@ -148,13 +167,13 @@ class ModuleProblem(Problem):
         """The module's output on ``inputs`` (default: the training inputs, chunk by chunk)."""
         with torch.no_grad():
             if inputs is not None:
-                return self._forward(theta.detach(), _to(torch.as_tensor(inputs), self.device, self.dtype))
+                return self._forward(theta.detach(), to_device(torch.as_tensor(inputs), self.device, self.dtype))
             return torch.cat([self._forward(theta.detach(), self._examples(i)[0]) for _, i in self._pieces(None)])
 
     def accuracy(self, theta):
         """Fraction of examples whose largest output is their label (integer or one-hot targets)."""
         out = self.predict(theta)
-        y = _to(_take(self.targets, slice(None)), out.device, None)
+        y = to_device(take(self.targets, slice(None)), out.device, None)
         labels = y.argmax(dim=1) if y.ndim == 2 else y
         return float((out.argmax(dim=1) == labels).double().mean())
 
@@ -169,6 +188,8 @@ class ModuleProblem(Problem):
             return self
         new = copy.copy(self)
         new.model = copy.deepcopy(self.model).to(device=device, dtype=dtype)
+        if isinstance(self.loss_fn, torch.nn.Module):  # e.g. a class-weighted loss holds tensors
+            new.loss_fn = copy.deepcopy(self.loss_fn).to(device=device, dtype=dtype)
         new.theta0 = self.theta0.to(device=device, dtype=dtype)
         for key in ("inputs", "targets"):
             data = getattr(self, key)
@@ -177,106 +198,21 @@ class ModuleProblem(Problem):
         return new
 
 
-def _length(data):
-    return data.shape[0] if isinstance(data, torch.Tensor) else len(data)
+class _BatchLoss:
+    """``theta -> loss`` of one mini-batch, with its chunks for :class:`~eoslab.curvature.HessianOperator`."""
 
+    def __init__(self, problem, batch_indices):
+        self.problem, self.batch_indices = problem, batch_indices
 
-def _take(data, index):
-    """Examples ``index`` of a tensor, or collated from a map-style dataset of tensors."""
-    if isinstance(data, torch.Tensor):
-        return data[index.to(data.device) if isinstance(index, torch.Tensor) else index]
-    idx = range(*index.indices(len(data))) if isinstance(index, slice) else index.tolist()
-    return torch.stack([torch.as_tensor(data[i]) for i in idx])
+    def __call__(self, theta):
+        return self.problem.loss(theta, self.batch_indices)
 
+    @property
+    def third_derivative_caveat(self):
+        return self.problem.third_derivative_caveat
 
-def _to(x, device, dtype):
-    return x.to(device=device, dtype=dtype if dtype is not None and x.is_floating_point() else x.dtype,
-                non_blocking=True)
-
-
-class _Column:
-    """One field of a map-style dataset of ``(input, target)`` pairs, indexable on its own."""
-
-    def __init__(self, dataset, field):
-        self.dataset, self.field = dataset, field
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        return self.dataset[i][self.field]
-
-
-def _select(model, params):
-    """The names of the trainable parameters that ``params`` selects (all when ``None``)."""
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    if params is None:
-        return trainable
-    if callable(params):
-        chosen = [n for n, p in model.named_parameters() if p.requires_grad and params(n, p)]
-    else:
-        wanted = [params] if isinstance(params, str) else list(params)
-        unknown = [w for w in wanted if not any(n == w or n.startswith(w + ".") for n in trainable)]
-        if unknown:
-            raise ValueError(f"params names no trainable parameter or module: {unknown}; the module has "
-                             f"{trainable[:8]}{' ...' if len(trainable) > 8 else ''}")
-        chosen = [n for n in trainable if any(n == w or n.startswith(w + ".") for w in wanted)]
-    if not chosen:
-        raise ValueError("params selects no trainable parameter of the module")
-    return chosen
-
-
-def _data(data):
-    """``(inputs, targets, loader_batch)`` from a pair of tensors, a map-style dataset or a DataLoader."""
-    from torch.utils.data import DataLoader, Dataset, SequentialSampler
-
-    batch = None
-    if isinstance(data, DataLoader):
-        if not isinstance(data.sampler, SequentialSampler):
-            raise ValueError("data: a DataLoader must read its dataset in a fixed order (shuffle=False), so that "
-                             "the full-batch loss is one fixed function; eoslab samples mini-batches itself")
-        batch, data = data.batch_size, data.dataset
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(d, torch.Tensor) for d in data):
-        inputs, targets = data
-        if inputs.shape[0] != targets.shape[0] or inputs.shape[0] == 0:
-            raise ValueError(f"data: inputs and targets must hold the same number (> 0) of examples, got "
-                             f"{inputs.shape[0]} and {targets.shape[0]}")
-        return inputs, targets, batch
-    if isinstance(data, Dataset) and hasattr(data, "__len__"):
-        if len(data) == 0:
-            raise ValueError("data: the dataset is empty")
-        return _Column(data, 0), _Column(data, 1), batch
-    raise TypeError("data must be a pair of tensors (inputs, targets), a map-style Dataset of (input, target) "
-                    f"pairs, or a DataLoader over one, got {type(data).__name__}")
-
-
-def _check_mean_and_determinism(problem):
-    """Before any long work: the loss is a mean over examples (BatchNorm in training mode and summed losses
-    are not: error), and a Hessian-vector product applied twice agrees with itself (dropout: warning)."""
-    from ..curvature import HessianOperator
-
-    theta = problem.theta0
-    op_loss = problem.loss_chunks(torch.arange(min(problem.num_examples, problem.chunk_size, 16)))[0][1]
-    v = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(theta)
-    first = HessianOperator(op_loss, theta).matvec(v)
-    second = HessianOperator(op_loss, theta).matvec(v)
-    gap = float((first - second).norm()) / (float(first.norm()) or 1.0)
-    if not math.isfinite(gap) or gap > 1e-5:
-        warnings.warn(f"the Hessian-vector product differs when applied twice (relative difference {gap:.1e}): the "
-                      "module is not deterministic (dropout in training mode?), so curvature is not well defined; "
-                      "build with train=False", RuntimeWarning, stacklevel=3)
-        return  # a random loss cannot be checked for being a mean
-    n = min(problem.num_examples, 4)
-    if n >= 2:
-        idx = torch.arange(n)
-        joint = float(problem._chunk_loss(theta, idx).detach())
-        alone = sum(float(problem._chunk_loss(theta, idx[i:i + 1]).detach()) for i in range(n)) / n
-        if not math.isclose(joint, alone, rel_tol=1e-4, abs_tol=1e-6 * max(1.0, abs(alone))):
-            raise ValueError(
-                f"the loss of {n} examples together ({joint:.6g}) is not the mean of their losses ({alone:.6g}): "
-                "loss_fn must average over the examples of its batch (reduction='mean'), and the module must "
-                "treat examples independently (BatchNorm in training mode does not: build with train=False, "
-                "which uses its running statistics). Chunking and mini-batches assume a mean.")
+    def loss_chunks(self):
+        return self.problem.loss_chunks(self.batch_indices)
 
 
 def from_module(model, loss_fn, data, *, params=None, chunk_size=None, train=False, name=None):
@@ -333,20 +269,34 @@ def from_module(model, loss_fn, data, *, params=None, chunk_size=None, train=Fal
         raise TypeError(f"loss_fn must be callable as loss_fn(output, target), got {type(loss_fn).__name__}")
     if not isinstance(train, bool):
         raise TypeError(f"train must be True or False, got {train!r}")
-    inputs, targets, loader_batch = _data(data)
-    n = _length(inputs)
+    inputs, targets, loader_batch = read_data(data)
+    check_loss_fn(loss_fn, targets)
+    check_structure(model)
+    n = length(inputs)
     chunk_size = (loader_batch or n) if chunk_size is None else check_int("chunk_size", chunk_size, low=1)
     chunk_size = min(chunk_size, n)
-    names = _select(model, params)
-    model.train(train)
+    names = select_parameters(model, params)
     selected = dict(model.named_parameters())
     floating = {selected[k].dtype for k in names}
-    if len(floating) != 1 or not next(iter(floating)).is_floating_point:
-        raise ValueError(f"the selected parameters must share one floating dtype, got {sorted(map(str, floating))}")
+    if len(floating) != 1 or next(iter(floating)) not in (torch.float32, torch.float64):
+        raise ValueError(f"the selected parameters must all be float32 or all float64, got "
+                         f"{sorted(map(str, floating))}: curvature near the edge is a small difference of large "
+                         "numbers, which half precision cannot resolve (model.float() converts)")
     theta0 = torch.cat([selected[k].detach().reshape(-1) for k in names]).clone()
     if not bool(torch.isfinite(theta0).all()):
         raise ValueError("the module's parameters are not all finite")
     label = name or f"{type(model).__name__} ({theta0.numel()} params, {n} examples)"
     problem = ModuleProblem(model, loss_fn, inputs, targets, names, theta0, chunk_size, label)
-    _check_mean_and_determinism(problem)
+    was_training = model.training
+    buffers = {k: b.clone() for k, b in model.named_buffers()}  # the checks must leave no trace in the module
+    model.train(train)
+    try:
+        check_mean_and_determinism(problem)
+    except Exception:
+        model.train(was_training)
+        raise
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                b.copy_(buffers[k])
     return problem

@@ -29,6 +29,11 @@ def square_loss(output, target):
     >>> float(square_loss(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [0.0, 2.0]])))
     1.25
     """
+    if not isinstance(output, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError(f"square_loss takes two tensors, got {type(output).__name__} and {type(target).__name__}")
+    if output.shape != target.shape or output.ndim != 2:
+        raise ValueError(f"output and target must both have shape (examples, outputs), got {tuple(output.shape)} "
+                         f"and {tuple(target.shape)} (one-hot targets for classification)")
     return 0.5 * ((output - target) ** 2).sum(dim=1).mean()
 
 

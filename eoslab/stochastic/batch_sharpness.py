@@ -104,7 +104,7 @@ def batch_sharpness(problem, theta, batch_size, *, buffer=None, beta=0.0, rtol=0
     value = stderr = float("nan")
     for k in range(max_batches):
         batch = torch.randperm(n, generator=generator)[:batch_size].to(theta.device)
-        op = HessianOperator(lambda th, b=batch: problem.loss(th, b), theta)
+        op = HessianOperator(problem.batch_loss(batch), theta)
         g = op.gradient
         step = g if buffer is None else g + beta * buffer
         denominator = float(step @ g)
