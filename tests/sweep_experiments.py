@@ -27,6 +27,8 @@ def _note_call(config):
     if (folder / f"kill-{tag}").exists():
         (folder / f"kill-{tag}").unlink()
         os._exit(1)  # the worker process dies without a word
+    if (folder / f"kill-always-{tag}").exists():
+        os._exit(1)  # a cell that kills every worker that runs it
 
 
 def heavy_ball_on_a_quadratic(lr, beta, seed, steps=60):
@@ -39,3 +41,19 @@ def heavy_ball_on_a_quadratic(lr, beta, seed, steps=60):
     h = eoslab.run(problem, method, steps, num_eigs=0, progress=False)
     return {"final_loss": float(h.loss[-1]), "diverged": bool(h.diverged),
             "threshold": float(method.threshold), "start_norm": float(start.norm())}
+
+
+def numpy_everywhere(x, replicate, seed):
+    """Returns numpy scalars (as experiments often do); counts its calls like the others."""
+    import numpy as np
+
+    _note_call({"lr": x, "beta": 0, "seed": replicate})
+    return {"y": np.float32(x) * 2, "n": np.int64(replicate), "ok": np.bool_(True), "seed_seen": seed}
+
+
+def wants_device(x, device="cpu"):
+    return {"got": str(device)}
+
+
+def clashing(x):
+    return {"status": "converged", "x": x + 1}

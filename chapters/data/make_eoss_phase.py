@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python chapters/data/make_eoss_phase.py                          # serial, about 6 minutes on 2 cores
-    python chapters/data/make_eoss_phase.py --engine processes --workers 2
+    python chapters/data/make_eoss_phase.py                          # serial: about 7 minutes on one core
+    python chapters/data/make_eoss_phase.py --engine processes --workers 2   # about 4 minutes, the same file
     python chapters/data/make_eoss_phase.py --device cuda
 
 Every point is one :func:`eoslab.stochastic.eoss_run` on
@@ -45,6 +45,7 @@ def phase_point(beta, lr, batch_size, seed, work, device=None):
     r = eoss_run(problem, method, batch_size, steps=STEPS, device=device, checkpoint=checkpoint, seed=seed,
                  progress=False)
     row = plateau_table([r])[0]
+    row["batch"] = row.pop("batch_size")  # the batch used (the number of examples for the full batch)
     row["trace"] = dict(step=r.step.tolist(), batch_sharpness=r.batch_sharpness.tolist(),
                         lambda_max=r.lambda_max.tolist(), loss=r.history.full_loss.tolist())
     return row
@@ -55,17 +56,19 @@ def main():
     parser.add_argument("--device", default=None)
     parser.add_argument("--engine", default="serial", choices=("serial", "processes"))
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--retry-failed", action="store_true", help="run again the points stored as failed")
     parser.add_argument("--out", default=str(pathlib.Path(__file__).with_name("eoss_phase.json")))
     parser.add_argument("--work", default=str(pathlib.Path(__file__).with_name("eoss_phase_runs")))
     args = parser.parse_args()
     start = time.time()
     experiment = functools.partial(phase_point, work=args.work)
     table = sweep(experiment, CONFIGS, store=pathlib.Path(args.work) / "cells", engine=args.engine,
-                  workers=args.workers, device=args.device)
+                  workers=args.workers, device=args.device, retry_failed=args.retry_failed)
     failed = table[table.status != "ok"]
     if len(failed):
-        raise SystemExit(f"{len(failed)} points did not finish:\n{failed[['beta', 'lr', 'batch_size', 'error']]}")
-    rows = [{k: row[k] for k in ROW_KEYS} for row in table.to_dict("records")]
+        raise SystemExit(f"{len(failed)} points did not finish (run again with --retry-failed once fixed):\n"
+                         f"{failed[['beta', 'lr', 'batch_size', 'status', 'error']]}")
+    rows = [{k: row["batch" if k == "batch_size" else k] for k in ROW_KEYS} for row in table.to_dict("records")]
     data = dict(problem=digits_eoss().name, steps=STEPS, seed=0, rows=rows)
     pathlib.Path(args.out).write_text(json.dumps(data, indent=1, allow_nan=True) + "\n")
     print(f"wrote {args.out} ({time.time() - start:.0f} s)")

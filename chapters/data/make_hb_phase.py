@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python chapters/data/make_hb_phase.py                              # serial, about 2 minutes on one core
-    python chapters/data/make_hb_phase.py --engine processes --workers 2
+    python chapters/data/make_hb_phase.py                              # serial: about 70 s on one core
+    python chapters/data/make_hb_phase.py --engine processes --workers 2   # about 40 s, the same file
 
 Every cell is one :func:`eoslab.run` of :class:`eoslab.optim.HeavyBall` (``GD`` for β = 0) for 4,000 steps on
 :func:`eoslab.problems.chebyshev_regression` initialized with the cell's seed, the sharpness measured every 50
@@ -46,15 +46,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", default="serial", choices=("serial", "processes"))
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--retry-failed", action="store_true", help="run again the cells stored as failed")
     parser.add_argument("--out", default=str(pathlib.Path(__file__).with_name("hb_phase.json")))
     parser.add_argument("--work", default=str(pathlib.Path(__file__).with_name("hb_phase_runs")))
     args = parser.parse_args()
     start = time.time()
     table = sweep(hb_cell, CONFIGS, store=pathlib.Path(args.work) / "cells", engine=args.engine,
-                  workers=args.workers)
+                  workers=args.workers, retry_failed=args.retry_failed)
     failed = table[table.status != "ok"]
     if len(failed):
-        raise SystemExit(f"{len(failed)} cells did not finish:\n{failed[['beta', 'lr', 'seed', 'error']]}")
+        raise SystemExit(f"{len(failed)} cells did not finish (run again with --retry-failed once fixed):\n"
+                         f"{failed[['beta', 'lr', 'seed', 'status', 'error']]}")
     columns = ["beta", "lr", "seed", "threshold", "initial_sharpness", "first_step_at_edge",
                "median_ratio_at_edge", "late_sharpness", "diverged_at", "final_loss"]
     data = dict(problem=chebyshev_regression().name, steps=STEPS, eoslab=eoslab.__version__,

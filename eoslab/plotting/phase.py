@@ -17,8 +17,10 @@ def phase_cells(rows, x, y, value, *, diverged="diverged_at"):
     """Group rows (one per run, e.g. a sweep table's records) by their ``(x, y)`` parameters.
 
     Returns ``{(x, y): cell}`` where ``cell`` has ``runs`` (how many), ``diverged`` (how many have a
-    ``diverged`` entry that is not ``None``), ``values`` (the finite ``value`` of the runs that did not
-    diverge), and their ``median``, ``low`` and ``high`` (NaN when there are none).
+    ``diverged`` entry that is a number: ``None`` and NaN mean the run did not diverge), ``values`` (the
+    finite ``value`` of the runs that did not diverge), ``missing`` (runs that neither diverged nor have a
+    finite value: never reached, or not finished), and the ``median``, ``low`` and ``high`` of the values
+    (NaN when there are none).
 
     >>> rows = [{"lr": 0.1, "beta": 0.0, "r": 1.0, "diverged_at": None},
     ...         {"lr": 0.1, "beta": 0.0, "r": 1.2, "diverged_at": None},
@@ -34,12 +36,14 @@ def phase_cells(rows, x, y, value, *, diverged="diverged_at"):
         raise ValueError(f"rows lack the keys {missing}")
     cells = {}
     for r in rows:
-        cell = cells.setdefault((r[x], r[y]), {"runs": 0, "diverged": 0, "values": []})
+        cell = cells.setdefault((r[x], r[y]), {"runs": 0, "diverged": 0, "missing": 0, "values": []})
         cell["runs"] += 1
-        if r.get(diverged) is not None:
+        if _finite(r.get(diverged)):
             cell["diverged"] += 1
         elif _finite(r[value]):
             cell["values"].append(float(r[value]))
+        else:
+            cell["missing"] += 1
     for cell in cells.values():
         v = cell["values"]
         cell.update(median=float(np.median(v)) if v else math.nan, low=min(v) if v else math.nan,
@@ -53,7 +57,7 @@ def plot_phase_plane(rows, *, x="lr", y="beta", value="median_ratio_at_edge", ce
 
     The colour scale is centred on ``center`` (the prediction) and spans ``center ± span``; each cell prints
     its median and, below it, the range over the seeds that did not diverge. A cell where every run diverged
-    is grey and marked ×; one where some did says how many.
+    is grey and marked ×; one where some did says how many, and so does one where some runs have no value.
 
     Returns
     -------
@@ -82,6 +86,8 @@ def plot_phase_plane(rows, *, x="lr", y="beta", value="median_ratio_at_edge", ce
             text += f"\n{cell['low']:.2f}–{cell['high']:.2f}"
         if cell["diverged"]:
             text += f"\n{cell['diverged']}/{cell['runs']} diverged"
+        if cell["missing"]:
+            text += f"\n{cell['missing']}/{cell['runs']} without a value"
         dark = cell["values"] and abs(cell["median"] - center) > 0.7 * span
         ax.text(j, i, text, ha="center", va="center", fontsize=10, color="white" if dark else "black")
     ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])

@@ -1,7 +1,8 @@
 """Claims of the phase-diagram appendix: the stored heavy-ball table is what the code computes today.
 
-The page checks its claims against chapters/data/hb_phase.json; this test reruns a few of its cells with the
-script's own experiment function, so the stored table cannot drift from the package unnoticed. Past the edge
+The page checks its claims against chapters/data/hb_phase.json; this test reruns four of its 72 cells (stable and
+diverging ones) with the script's own experiment function, a spot check that the stored table is what the package
+computes today. Past the edge
 the runs are chaotic, so a cell is compared by what the page says of it (the level it holds, whether it
 diverges), not digit by digit.
 """
