@@ -64,7 +64,9 @@ class ModuleProblem(Problem):
         self.inputs = inputs
         self.targets = targets
         self.names = names
-        self.shapes = [tuple(p.shape) for n, p in model.named_parameters() if n in set(names)]
+        selected = set(names)
+        self.shapes = [tuple(p.shape) for n, p in model.named_parameters() if n in selected]
+        self._fixed = [n for n, _ in model.named_parameters() if n not in selected]  # held by the module, not theta
         self._numels = [math.prod(s) for s in self.shapes]
         self.theta0 = theta0
         self.chunk_size = chunk_size
@@ -111,13 +113,9 @@ class ModuleProblem(Problem):
 
     def _forward(self, theta, x):
         # the parameters outside theta enter detached: no graph through them, whatever their requires_grad
-        params = {n: p.detach() for n, p in self.model.named_parameters() if n not in self._selected}
+        params = {n: self.model.get_parameter(n).detach() for n in self._fixed}
         params.update(self.unflatten(theta))
         return torch.func.functional_call(self.model, params, (x,))
-
-    @property
-    def _selected(self):
-        return set(self.names)
 
     def batch_loss(self, batch_indices):
         """The loss of one mini-batch as a callable that the curvature code evaluates chunk by chunk."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import uuid
 import warnings
@@ -106,6 +105,3 @@ def read_one(folder, config):
     path = Path(folder) / f"{key(config)}.json"
     return _load(path) if path.exists() else None
 
-
-def is_finite_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
